@@ -1,0 +1,200 @@
+"""The ``snnkit`` command line (Typer + rich).
+
+Exit codes: 0 success, 1 the job failed, 2 bad usage (one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from snnkit.errors import SnnkitError
+
+app = typer.Typer(
+    name="snnkit",
+    help="Train spiking neural networks with pluggable gradient methods.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(fn):
+    """Turn :class:`SnnkitError` into one red line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SnnkitError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]: the last finished epoch is checkpointed; rerun with --resume")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _parse_options(pairs: list[str] | None, what: str) -> dict:
+    """``["tau_mem=20", "tau_syn=5"]`` -> ``{"tau_mem": 20.0, "tau_syn": 5.0}``."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise SnnkitError(f"{what} {pair!r} is not KEY=VALUE, e.g. tau_mem=20")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key.strip().replace("-", "_")] = value
+    return out
+
+
+@app.command()
+@user_errors
+def run(
+    neuron: Annotated[str, typer.Option(help="Neuron model (see `snnkit plugins`).")] = "lif",
+    grad: Annotated[str | None, typer.Option(help="Gradient method (default: the best registered).")] = None,
+    dataset: Annotated[str, typer.Option(help="Task (see `snnkit datasets`).")] = "yinyang",
+    hidden: Annotated[str | None, typer.Option(help="Hidden layer sizes, e.g. 120 or 200-200.")] = None,
+    recurrent: Annotated[bool, typer.Option(help="Recurrent hidden layers.")] = False,
+    surrogate: Annotated[str | None, typer.Option(help="Surrogate derivative.")] = None,
+    loss: Annotated[str | None, typer.Option(help="Loss (default from the dataset).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="Learning-rate schedule: none or cosine.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    dt: Annotated[float | None, typer.Option(help="Time step (ms).")] = None,
+    neuron_opt: Annotated[list[str] | None, typer.Option("--neuron-opt", "-n", help="Neuron parameter KEY=VALUE (repeatable), e.g. -n tau_mem=20.")] = None,
+    layer_opt: Annotated[list[str] | None, typer.Option("--layer-opt", help="Method layer option KEY=VALUE (repeatable).")] = None,
+    data_opt: Annotated[list[str] | None, typer.Option("--data-opt", help="Dataset option KEY=VALUE (repeatable).")] = None,
+    db: Annotated[Path, typer.Option(help="Results database (SQLite).")] = Path("snnkit-results.db"),
+    out: Annotated[Path | None, typer.Option(help="Checkpoint directory (default runs/<task>-<method>-<neuron>-seed<N>).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")] = False,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write the final metrics as JSON here.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train a network and record the run (defaults: a small network on Yin-Yang)."""
+    from snnkit.registry import get_registry
+    from snnkit.train import RunConfig
+    from snnkit.train import run as train_run
+
+    registry = get_registry()
+    config = RunConfig(
+        dataset=dataset, grad=grad or default_method(registry), neuron=neuron, hidden=hidden,
+        recurrent=recurrent, surrogate=surrogate, loss=loss, epochs=epochs, batch_size=batch_size,
+        lr=lr, schedule=schedule, seed=seed, device=device, dtype=dtype, dt=dt,
+        neuron_options=_parse_options(neuron_opt, "--neuron-opt"),
+        layer_options=_parse_options(layer_opt, "--layer-opt"),
+        dataset_options=_parse_options(data_opt, "--data-opt"),
+    )
+    if json_file is not None and not json_file.parent.exists():
+        raise SnnkitError(f"--json {json_file}: directory {json_file.parent} does not exist")
+    result = train_run(config, db=db, out=out, resume=resume, progress=progress, console=console, registry=registry)
+    summary = result.summary()
+    _print_result(summary)
+    if json_file is not None:
+        tmp = json_file.with_suffix(json_file.suffix + ".tmp")
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(json_file)
+
+
+def default_method(registry) -> str:
+    """The method ``snnkit run`` uses without --grad: EXODUS when installed, else BPTT."""
+    return "exodus" if "exodus" in registry.names("gradient") else "bptt"
+
+
+def _print_result(s: dict) -> None:
+    cfg = s["config"]
+    table = Table(title=f"{s['dataset']} · {s['method']} · {s['neuron']} · seed {s['seed']}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("network", f"hidden {cfg['hidden']}{' recurrent' if cfg['recurrent'] else ''}, loss {cfg['loss']}, surrogate {cfg['surrogate']}")
+    table.add_row("epochs", str(s["epochs"]))
+    table.add_row("test accuracy", f"{s['test_accuracy']:.2%}")
+    table.add_row("validation accuracy", f"{s['validation_accuracy']:.2%}")
+    table.add_row("train accuracy", f"{s['train_accuracy']:.2%}")
+    table.add_row("seconds / epoch", f"{s['seconds_per_epoch']:.2f}")
+    table.add_row("peak memory", f"{s['peak_memory_mb']:.0f} MB")
+    table.add_row("spike rate / layer", ", ".join(f"{r:.3f}" for r in s["spike_rate"]))
+    table.add_row("dead neurons / layer", ", ".join(f"{d:.1%}" for d in s["dead_fraction"]))
+    table.add_row("run id", str(s["run_id"]))
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def plugins() -> None:
+    """List installed plugins and what they register."""
+    from snnkit.registry import get_registry
+
+    registry = get_registry()
+    table = Table(title="snnkit plugins")
+    for col in ("name", "kind", "distribution", "version", "representation", "neurons supported"):
+        table.add_column(col)
+    neuron_kinds = [k for k in registry.names("neuron")]
+    for kind in ("gradient", "neuron", "surrogate", "loss", "dataset"):
+        for name, entry in registry.entries[kind].items():
+            rep, neurons = "", ""
+            if kind == "gradient":
+                method = entry.obj
+                rep = method.representation
+                ok = []
+                for nk in neuron_kinds:
+                    try:
+                        if method.supports(registry.neuron(nk)) is None:
+                            ok.append(nk)
+                    except Exception:
+                        pass
+                neurons = ", ".join(ok)
+            if (kind, name) in registry.clashes:
+                name = f"[red]{name} (clash)[/]"
+            table.add_row(name, kind, entry.plugin.distribution, entry.plugin.version, rep, neurons)
+    console.print(table)
+    for plugin in registry.failures:
+        console.print(
+            f"[red]failed[/] plugin '{plugin.name}' ({plugin.distribution} {plugin.version}, {plugin.module}): {plugin.error}",
+            highlight=False,
+        )
+    for (kind, name), entries in registry.clashes.items():
+        dists = ", ".join(e.plugin.distribution for e in entries)
+        console.print(f"[red]clash[/] {kind} '{name}' registered by {dists}", highlight=False)
+
+
+@app.command()
+@user_errors
+def datasets() -> None:
+    """List datasets and whether they are ready to use."""
+    from snnkit.registry import get_registry
+
+    registry = get_registry()
+    table = Table(title="snnkit datasets")
+    for col in ("name", "source", "classes", "inputs", "duration (ms)", "status", "summary"):
+        table.add_column(col)
+    for name, entry in registry.entries["dataset"].items():
+        spec = entry.obj
+        status = "[green]ready[/]" if spec.available() else "[yellow]missing[/]"
+        table.add_row(name, spec.source, str(len(spec.classes)), str(spec.num_inputs), f"{spec.duration:g}", status, spec.summary)
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Losses over a network's output, registered by name.
+
+A loss declares which output it reads (``input``): ``"trace"`` (readout voltage
+``[T, B, C]``), ``"spikes"`` (output spikes ``[T, B, C]``) or ``"spike_times"``
+(first output spike times ``[B, C]`` or ``[B, C, K]``, ``inf`` = no spike). ``predict``
+gives the class the loss considers chosen, for accuracy.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+
+from snnkit.errors import SnnkitError
+
+LossInput = Literal["trace", "spikes", "spike_times"]
+
+
+class Loss(ABC):
+    """A classification loss over one kind of network output."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    input: ClassVar[LossInput] = "trace"
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self._check(output, target)
+        return self.loss(output, target)
+
+    @abstractmethod
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean loss over the batch."""
+
+    @abstractmethod
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """Predicted class per sample, ``[B]``."""
+
+    def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        expected = 2 if self.input == "spike_times" else 3
+        if output.ndim not in (expected, expected + (self.input == "spike_times")):
+            layout = "[B, C] or [B, C, K]" if self.input == "spike_times" else "[T, B, C]"
+            raise SnnkitError(f"loss '{self.name}' expects {self.input} of shape {layout}, got {tuple(output.shape)}")
+        batch = output.shape[0] if self.input == "spike_times" else output.shape[1]
+        if target.shape != (batch,):
+            raise SnnkitError(f"loss '{self.name}': target must be [B]={batch} class indices, got {tuple(target.shape)}")
+
+
+class TraceCrossEntropy(Loss):
+    """Cross-entropy of a per-class statistic of the readout voltage trace."""
+
+    input = "trace"
+
+    @abstractmethod
+    def statistic(self, trace: torch.Tensor) -> torch.Tensor:
+        """``[T, B, C] -> [B, C]`` logits."""
+
+    def loss(self, output, target):
+        return F.cross_entropy(self.statistic(output), target)
+
+    def predict(self, output):
+        return self.statistic(output).argmax(-1)
+
+
+class MaxCrossEntropy(TraceCrossEntropy):
+    name = "ce_max"
+    summary = "cross-entropy of max_t V (default for raster networks)"
+
+    def statistic(self, trace):
+        return trace.max(dim=0).values
+
+
+class SumCrossEntropy(TraceCrossEntropy):
+    name = "ce_sum"
+    summary = "cross-entropy of the time-average (1/T) sum_t V"
+
+    def statistic(self, trace):
+        return trace.mean(dim=0)
+
+
+class SumExpCrossEntropy(TraceCrossEntropy):
+    name = "ce_sum_exp"
+    summary = "cross-entropy of (1/T) sum_t exp(-t/T) V (loss shaping)"
+
+    def statistic(self, trace):
+        steps = trace.shape[0]
+        w = torch.exp(-torch.arange(steps, dtype=trace.dtype, device=trace.device) / steps)
+        return torch.einsum("t,tbc->bc", w, trace) / steps
+
+
+class LastCrossEntropy(TraceCrossEntropy):
+    name = "ce_last"
+    summary = "cross-entropy of the last voltage V_T"
+
+    def statistic(self, trace):
+        return trace[-1]
+
+
+class PerStepCrossEntropy(Loss):
+    name = "ce_per_step"
+    summary = "cross-entropy at every step, averaged over time; predicts by summed log-probs"
+    input = "trace"
+
+    def loss(self, output, target):
+        steps, batch, classes = output.shape
+        return F.cross_entropy(output.reshape(steps * batch, classes), target.repeat(steps))
+
+    def predict(self, output):
+        return F.log_softmax(output, dim=-1).sum(0).argmax(-1)
+
+
+@dataclass(frozen=True)
+class SpikeCountMSE(Loss):
+    """MSE between each output's spike rate and a target rate (high for the label)."""
+
+    name: ClassVar[str] = "spike_count_mse"
+    summary: ClassVar[str] = "MSE of output spike rates against target rates (on / off)"
+    input: ClassVar[LossInput] = "spikes"
+    on_rate: float = 0.5
+    off_rate: float = 0.02
+
+    def loss(self, output, target):
+        rate = output.mean(dim=0)
+        goal = torch.full_like(rate, self.off_rate)
+        goal.scatter_(1, target[:, None], self.on_rate)
+        return F.mse_loss(rate, goal)
+
+    def predict(self, output):
+        return output.sum(dim=0).argmax(-1)
+
+
+@dataclass(frozen=True)
+class FirstSpikeCrossEntropy(Loss):
+    """Time-to-first-spike cross-entropy: -log softmax(-t/tau0)_label (no-spike -> t = inf)."""
+
+    name: ClassVar[str] = "ttfs_ce"
+    summary: ClassVar[str] = "cross-entropy of softmax(-t_first/tau0) over output spike times"
+    input: ClassVar[LossInput] = "spike_times"
+    tau0: float = 1.0
+
+    def loss(self, output, target):
+        first = output if output.ndim == 2 else output[..., 0]
+        logits = -first / self.tau0
+        finite = torch.isfinite(logits)
+        # a silent output contributes exp(-inf) = 0 probability; keep the graph finite
+        logits = torch.where(finite, logits, torch.full_like(logits, -1e9))
+        return F.cross_entropy(logits, target)
+
+    def predict(self, output):
+        first = output if output.ndim == 2 else output[..., 0]
+        return first.argmin(-1)
+
+
+BUILTIN_LOSSES: tuple[Loss, ...] = (
+    MaxCrossEntropy(),
+    SumCrossEntropy(),
+    SumExpCrossEntropy(),
+    LastCrossEntropy(),
+    PerStepCrossEntropy(),
+    SpikeCountMSE(),
+    FirstSpikeCrossEntropy(),
+)

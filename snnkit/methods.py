@@ -1,0 +1,112 @@
+"""The GradientMethod protocol: what a method is, what it supports, and its oracle.
+
+A gradient method turns a neuron spec into trainable torch modules. It declares enough
+about itself that the core can check it (``oracle``, ``exact``) and compare it fairly
+(``representation``, ``devices``). Third-party methods subclass :class:`GradientMethod`
+and register an instance through ``snnkit_register_gradients``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from snnkit.errors import SnnkitError
+from snnkit.neurons import LI, NeuronSpec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from snnkit.nn import Network
+    from snnkit.surrogates import Surrogate
+
+Representation = Literal["raster", "events"]
+Oracle = Literal["bptt", "bptt-detached-reset", "exact-events"]
+ORACLES: tuple[str, ...] = ("bptt", "bptt-detached-reset", "exact-events")
+
+
+class GradientMethod(ABC):
+    """A way to compute gradients through spiking layers.
+
+    Class attributes describe the method; ``layer`` builds a hidden spiking layer
+    (``forward(x[T,B,in]) -> spikes[T,B,out]``, state kept on the module, see
+    :class:`snnkit.nn.SpikingLayer`). ``network`` assembles a whole model and may be
+    overridden by methods that do not fit the raster layer stack (event methods).
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    paper: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    representation: ClassVar[Representation] = "raster"
+    oracle: ClassVar[Oracle] = "bptt"
+    exact: ClassVar[bool] = True
+    approximation: ClassVar[str] = ""
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    neurons: ClassVar[tuple[str, ...]] = ("lif", "if")
+
+    @abstractmethod
+    def supports(self, neuron: NeuronSpec) -> str | None:
+        """None if ``neuron`` is supported, else the reason it is not (shown to users)."""
+
+    @abstractmethod
+    def layer(
+        self,
+        neuron: NeuronSpec,
+        in_features: int,
+        out_features: int,
+        *,
+        recurrent: bool = False,
+        surrogate: Surrogate | None = None,
+        **options,
+    ) -> nn.Module:
+        """A hidden layer: synapses ``in_features -> out_features`` and spiking neurons."""
+
+    def check(self, neuron: NeuronSpec) -> None:
+        """Raise :class:`SnnkitError` if this method cannot simulate ``neuron``."""
+        reason = self.supports(neuron)
+        if reason is not None:
+            raise SnnkitError(
+                f"--grad {self.name} does not support --neuron {neuron.kind}: {reason}"
+            )
+
+    def network(
+        self,
+        shape: str | list[int],
+        neuron: NeuronSpec,
+        *,
+        readout: NeuronSpec | None = None,
+        recurrent: bool = False,
+        surrogate: Surrogate | None = None,
+        **options,
+    ) -> Network:
+        """A feed-forward stack of ``layer``s from a shape like ``"5-120-3"``.
+
+        ``readout`` is an LI spec (non-spiking voltage output, the default) or a spiking
+        spec (the last layer is another spiking layer and the output is its spikes).
+        """
+        from snnkit.nn import Network, Readout, parse_shape
+
+        sizes = parse_shape(shape)
+        self.check(neuron)
+        readout = readout if readout is not None else LI(tau_mem=neuron_tau(neuron), dt=neuron.dt)
+        layers = [
+            self.layer(neuron, n_in, n_out, recurrent=recurrent, surrogate=surrogate, **options)
+            for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True)
+        ]
+        if readout.spiking:
+            self.check(readout)
+            out = self.layer(readout, sizes[-2], sizes[-1], surrogate=surrogate, **options)
+        else:
+            out = Readout(sizes[-2], sizes[-1], readout)
+        return Network(layers, out)
+
+    def describe(self) -> str:
+        exact = "exact" if self.exact else f"approximate ({self.approximation})"
+        return f"{self.name} [{self.representation}, oracle {self.oracle}, {exact}]"
+
+
+def neuron_tau(neuron: NeuronSpec) -> float:
+    """A sensible readout time constant for ``neuron`` (its own, or 10 steps for IF)."""
+    tau = getattr(neuron, "tau_mem", 10.0)
+    return tau if tau != float("inf") else 10.0 * neuron.dt

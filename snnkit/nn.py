@@ -1,0 +1,315 @@
+"""Torch modules shared by all raster methods: spiking layers, the LI readout, networks.
+
+Layout is time-first: a layer maps ``x[T, B, in]`` to ``spikes[T, B, out]``. Neuron
+state lives on the module instance (never shared between networks), carries over
+between calls so a long sequence can be fed in chunks, and is cleared with
+``reset_state()`` (``Network`` does it at the start of every batch in training).
+A gradient method subclasses :class:`SpikingLayer` and implements ``dynamics``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from snnkit.errors import SnnkitError
+from snnkit.events import check_raster
+from snnkit.neurons import LI, LIF, NeuronSpec
+from snnkit.surrogates import Exponential, Surrogate
+
+
+def parse_shape(shape: str | list[int] | tuple[int, ...]) -> list[int]:
+    """``"5-120-3"`` -> ``[5, 120, 3]`` (at least input and output sizes, all >= 1)."""
+    if isinstance(shape, str):
+        try:
+            sizes = [int(part) for part in shape.strip().split("-")]
+        except ValueError:
+            raise SnnkitError(
+                f"bad network shape {shape!r}: use layer sizes joined by '-', e.g. 5-120-3"
+            ) from None
+    else:
+        sizes = [int(s) for s in shape]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise SnnkitError(f"bad network shape {shape!r}: need >= 2 sizes, each >= 1, e.g. 5-120-3")
+    return sizes
+
+
+@dataclass
+class LIFState:
+    """Carried neuron state: post-reset membrane ``v``, synaptic current ``i``, last spikes ``a``.
+
+    All ``[B, N]``; ``i`` is None without a synaptic stage.
+    """
+
+    v: torch.Tensor
+    i: torch.Tensor | None
+    a: torch.Tensor
+
+    @classmethod
+    def zeros(cls, batch: int, n: int, synaptic: bool, like: torch.Tensor) -> LIFState:
+        z = like.new_zeros(batch, n)
+        return cls(z, z.clone() if synaptic else None, z.clone())
+
+    def detach(self) -> LIFState:
+        return LIFState(
+            self.v.detach(), None if self.i is None else self.i.detach(), self.a.detach()
+        )
+
+
+class NeuronParameters(nn.Module):
+    """Per-neuron time constants and threshold of a layer, trainable on request.
+
+    ``tau_mem``/``tau_syn`` are stored as time constants (so alpha = exp(-dt/tau) stays in
+    (0, 1] under training); ``threshold`` is stored as is.
+    """
+
+    def __init__(
+        self, neuron: NeuronSpec, n: int, *, train_tau: bool = False, train_threshold: bool = False
+    ) -> None:
+        super().__init__()
+        self.dt = neuron.dt
+        tau_mem = getattr(neuron, "tau_mem", math.inf)
+        if train_tau and math.isinf(tau_mem):
+            raise SnnkitError("train_tau needs a leaky neuron (tau_mem is infinite for IF)")
+        if train_threshold and not neuron.spiking:
+            raise SnnkitError("train_threshold needs a spiking neuron")
+        self._put("tau_mem", torch.full((n,), tau_mem, dtype=torch.float64), train_tau)
+        tau_syn = getattr(neuron, "tau_syn", None)
+        if tau_syn is not None:
+            self._put("tau_syn", torch.full((n,), tau_syn, dtype=torch.float64), train_tau)
+        else:
+            self.tau_syn = None
+        if neuron.spiking:
+            self._put(
+                "threshold",
+                torch.full((n,), neuron.threshold, dtype=torch.float64),
+                train_threshold,
+            )
+            self.fixed_subtract = getattr(neuron, "subtract", None)
+
+    def _put(self, name: str, value: torch.Tensor, trainable: bool) -> None:
+        if trainable:
+            self.register_parameter(name, nn.Parameter(value.float()))
+        else:
+            self.register_buffer(name, value.float())
+
+    def alpha(self) -> torch.Tensor:
+        return torch.exp(-self.dt / self.tau_mem)
+
+    def beta(self) -> torch.Tensor | None:
+        return None if self.tau_syn is None else torch.exp(-self.dt / self.tau_syn)
+
+    def reset_amount(self) -> torch.Tensor:
+        """m: the fixed subtract value, else the (possibly trained) threshold."""
+        if self.fixed_subtract is None:
+            return self.threshold
+        return torch.full_like(self.threshold, self.fixed_subtract)
+
+
+class SpikingLayer(nn.Module):
+    """Synapses (``weight``, optional ``recurrent_weight``) feeding spiking neurons.
+
+    Subclasses implement :meth:`dynamics`, the neuron simulation (and its gradient).
+    """
+
+    def __init__(
+        self,
+        neuron: NeuronSpec,
+        in_features: int,
+        out_features: int,
+        *,
+        recurrent: bool = False,
+        surrogate: Surrogate | None = None,
+        train_tau: bool = False,
+        train_threshold: bool = False,
+        weight_gain: float = 1.0,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        if not neuron.spiking:
+            raise SnnkitError(f"a spiking layer needs a spiking neuron, got '{neuron.kind}'")
+        self.neuron = neuron
+        self.in_features, self.out_features = in_features, out_features
+        self.surrogate = surrogate if surrogate is not None else Exponential()
+        self.params = NeuronParameters(
+            neuron, out_features, train_tau=train_tau, train_threshold=train_threshold
+        )
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.recurrent_weight = (
+            nn.Parameter(torch.empty(out_features, out_features)) if recurrent else None
+        )
+        self.weight_gain = weight_gain
+        self.reset_parameters()
+        self.state: LIFState | None = None
+
+    @property
+    def recurrent(self) -> bool:
+        return self.recurrent_weight is not None
+
+    def reset_parameters(self) -> None:
+        """Weights ~ N(0, (gain * threshold)^2 / fan_in); recurrent weights a tenth of that."""
+        theta = getattr(self.neuron, "threshold", 1.0)
+        std = self.weight_gain * theta / math.sqrt(self.in_features)
+        nn.init.normal_(self.weight, 0.0, std)
+        if self.recurrent_weight is not None:
+            nn.init.normal_(
+                self.recurrent_weight, 0.0, 0.1 * self.weight_gain * theta / math.sqrt(self.out_features)
+            )
+
+    def reset_state(self) -> None:
+        self.state = None
+
+    def detach_state(self) -> None:
+        """Keep the state's values but cut the gradient (truncated BPTT)."""
+        if self.state is not None:
+            self.state = self.state.detach()
+
+    def initial_state(self, x: torch.Tensor) -> LIFState:
+        batch = x.shape[1]
+        if self.state is not None:
+            if self.state.v.shape[0] != batch:
+                raise SnnkitError(
+                    f"carried state has batch size {self.state.v.shape[0]} but the input has "
+                    f"{batch}; call reset_state() before feeding a new batch"
+                )
+            return self.state
+        return LIFState.zeros(batch, self.out_features, self.params.tau_syn is not None, x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_raster(x, f"input of {type(self).__name__}", self.in_features)
+        current = torch.matmul(x, self.weight.t())
+        if self.bias is not None:
+            current = current + self.bias
+        spikes, self.state = self.dynamics(current, self.initial_state(x))
+        return spikes
+
+    @abstractmethod
+    def dynamics(self, current: torch.Tensor, state: LIFState) -> tuple[torch.Tensor, LIFState]:
+        """Simulate the neurons on input current ``[T, B, N]`` from ``state``.
+
+        Returns the spikes ``[T, B, N]`` and the state after the last step. A recurrent
+        layer adds ``a_{t-1} @ recurrent_weight.T`` to the current of step t.
+        """
+
+    def extra_repr(self) -> str:
+        rec = ", recurrent" if self.recurrent else ""
+        return f"{self.in_features} -> {self.out_features}{rec}, {self.neuron.describe()}, surrogate={self.surrogate.describe()}"
+
+
+def leaky_integrate(
+    x: torch.Tensor, tau: torch.Tensor, dt: float, init: torch.Tensor | None = None
+) -> torch.Tensor:
+    """y_t = exp(-dt/tau) * y_{t-1} + x_t over time-first ``x[T, B, N]``, per-neuron ``tau[N]``.
+
+    Computed as one matmul with the lower-triangular decay matrix (no Python loop),
+    differentiable in ``x``, ``tau`` and ``init`` (the value before step 0).
+    """
+    steps = x.shape[0]
+    t = torch.arange(steps, device=x.device, dtype=x.dtype)
+    lag = t[:, None] - t[None, :]  # [T, T]: t - s
+    rate = (dt / tau).to(x.dtype)  # [N]
+    causal = (lag >= 0)[:, :, None]
+    exponent = torch.where(causal, -lag[:, :, None] * rate, torch.full_like(rate, -math.inf))
+    kernel = torch.exp(exponent)  # [T, S, N]
+    y = torch.einsum("tsn,sbn->tbn", kernel, x)
+    if init is not None:
+        y = y + torch.exp(-(t[:, None] + 1) * rate)[:, None, :] * init
+    return y
+
+
+class Readout(nn.Module):
+    """Linear synapses into non-spiking leaky integrators; output is the voltage ``[T, B, C]``."""
+
+    def __init__(self, in_features: int, out_features: int, neuron: NeuronSpec | None = None, *, train_tau: bool = False) -> None:
+        super().__init__()
+        neuron = neuron if neuron is not None else LI()
+        if neuron.spiking:
+            raise SnnkitError("Readout takes a non-spiking neuron (li); use a spiking layer instead")
+        self.neuron = neuron
+        self.in_features, self.out_features = in_features, out_features
+        self.params = NeuronParameters(neuron, out_features, train_tau=train_tau)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        nn.init.normal_(self.weight, 0.0, 1.0 / math.sqrt(in_features))
+        self.state: tuple[torch.Tensor, torch.Tensor | None] | None = None
+
+    def reset_state(self) -> None:
+        self.state = None
+
+    def detach_state(self) -> None:
+        if self.state is not None:
+            v, i = self.state
+            self.state = (v.detach(), None if i is None else i.detach())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_raster(x, "input of Readout", self.in_features)
+        current = torch.matmul(x, self.weight.t())
+        v0, i0 = self.state if self.state is not None else (None, None)
+        if v0 is not None and v0.shape[0] != x.shape[1]:
+            raise SnnkitError("Readout: carried state has another batch size; call reset_state()")
+        p = self.params
+        if p.tau_syn is not None:
+            current = leaky_integrate(current, p.tau_syn, p.dt, i0)
+        v = leaky_integrate(current, p.tau_mem, p.dt, v0)
+        self.state = (v[-1], current[-1] if p.tau_syn is not None else None)
+        return v
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features} -> {self.out_features}, {self.neuron.describe()}"
+
+
+@dataclass
+class NetworkOutput:
+    """What a forward pass returns: the readout (``[T, B, C]``) and each hidden layer's spikes."""
+
+    output: torch.Tensor
+    hidden_spikes: list[torch.Tensor]
+
+
+class Network(nn.Module):
+    """A stack of spiking layers and an output layer (LI readout or spiking)."""
+
+    def __init__(self, layers: list[nn.Module], output: nn.Module) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.output = output
+
+    @property
+    def output_kind(self) -> str:
+        """'trace' for an LI readout, 'spikes' for a spiking output layer."""
+        return "trace" if isinstance(self.output, Readout) else "spikes"
+
+    def forward(self, x: torch.Tensor) -> NetworkOutput:
+        hidden = []
+        for layer in self.layers:
+            x = layer(x)
+            hidden.append(x)
+        return NetworkOutput(self.output(x), hidden)
+
+    def reset_state(self) -> None:
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_state"):
+                module.reset_state()
+
+    def detach_state(self) -> None:
+        for module in self.modules():
+            if module is not self and hasattr(module, "detach_state"):
+                module.detach_state()
+
+
+__all__ = [
+    "LIF",
+    "LI",
+    "LIFState",
+    "Network",
+    "NetworkOutput",
+    "NeuronParameters",
+    "Readout",
+    "SpikingLayer",
+    "leaky_integrate",
+    "parse_shape",
+]

@@ -1,0 +1,1 @@
+"""Oracles: the plain reference implementations every gradient method is checked against."""

@@ -1,0 +1,402 @@
+"""The training loop: Adam, per-epoch evaluation, metrics, checkpoints and resumption.
+
+Determinism: weights are drawn from ``torch.manual_seed(seed)``; each epoch's batch
+order comes from a generator seeded by ``(seed, epoch)``, so an interrupted run resumed
+from its checkpoint follows exactly the same trajectory as an uninterrupted one (CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from snnkit.errors import SnnkitError, check
+from snnkit.registry import Registry, get_registry
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+SCHEDULES = ("none", "cosine")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a training run. ``None`` fields take the dataset's defaults."""
+
+    dataset: str = "yinyang"
+    grad: str = "bptt"
+    neuron: str = "lif"
+    hidden: str | None = None
+    recurrent: bool = False
+    surrogate: str | None = None
+    loss: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    schedule: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    dt: float | None = None
+    neuron_options: dict[str, Any] = field(default_factory=dict)
+    readout_tau: float | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    layer_options: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self, defaults: dict[str, Any]) -> RunConfig:
+        """A copy with unset fields filled from ``defaults`` (dataset recommendations)."""
+        fallback = {
+            "hidden": "100", "surrogate": "exponential", "loss": "ce_max", "epochs": 10,
+            "batch_size": 32, "lr": 1e-3, "schedule": "none", "dt": 1.0, "readout_tau": None,
+        }
+        out = dataclasses.replace(self)
+        for name, value in {**fallback, **defaults}.items():
+            if name.endswith("_options"):
+                merged = {**value, **getattr(out, name)}
+                setattr(out, name, merged)
+            elif getattr(out, name, None) is None:
+                setattr(out, name, value)
+        return out
+
+    def validate(self) -> None:
+        check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+        check(self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}")
+        check(self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        check(self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise SnnkitError(f"--device {self.device}: no CUDA device is available here; use --device cpu")
+        check(self.device == "cpu" or self.device.startswith("cuda"), f"--device must be cpu or cuda[:N], got {self.device!r}")
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    validation_loss: float
+    validation_accuracy: float
+    test_accuracy: float
+    seconds: float
+    spike_rate: list[float]
+    dead_fraction: list[float]
+    lr: float
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports (and what ``--json`` writes)."""
+
+    config: RunConfig
+    epochs: list[EpochMetrics]
+    peak_memory_mb: float
+    run_id: int | None = None
+    checkpoint: str | None = None
+
+    @property
+    def final(self) -> EpochMetrics:
+        return self.epochs[-1]
+
+    def summary(self) -> dict[str, Any]:
+        final = self.final
+        return {
+            "test_accuracy": final.test_accuracy,
+            "train_accuracy": final.train_accuracy,
+            "validation_accuracy": final.validation_accuracy,
+            "epochs": len(self.epochs),
+            "seconds_per_epoch": sum(e.seconds for e in self.epochs) / len(self.epochs),
+            "peak_memory_mb": self.peak_memory_mb,
+            "method": self.config.grad,
+            "neuron": self.config.neuron,
+            "dataset": self.config.dataset,
+            "seed": self.config.seed,
+            "spike_rate": final.spike_rate,
+            "dead_fraction": final.dead_fraction,
+            "run_id": self.run_id,
+            "config": asdict(self.config),
+            "history": [asdict(e) for e in self.epochs],
+        }
+
+
+def versions(registry: Registry) -> dict[str, str]:
+    """Versions of the software that produced a result (python, torch, each plugin)."""
+    from snnkit import __version__
+
+    out = {"snnkit": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    for plugin in registry.plugins:
+        if plugin.error is None and plugin.distribution != "snnkit":
+            out[f"plugin:{plugin.name}"] = f"{plugin.distribution} {plugin.version}"
+    return out
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Trainer:
+    """Builds model, data and optimiser from a :class:`RunConfig` and trains it."""
+
+    def __init__(self, config: RunConfig, registry: Registry | None = None) -> None:
+        self.registry = registry or get_registry()
+        reg = self.registry
+        spec = reg.dataset(config.dataset)
+        self.config = config = config.resolved(dict(spec.defaults))
+        config.validate()
+        self.method = reg.gradient(config.grad)
+        base = reg.neuron(config.neuron, dt=config.dt, **config.neuron_options)
+        self.method.check(base)
+        self.neuron = base
+        self.loss = reg.loss(config.loss)
+        self.surrogate = reg.surrogate(config.surrogate)
+        self.device = torch.device(config.device)
+        self.dtype = DTYPES[config.dtype]
+
+        self.data = {split: spec.load(split, **config.dataset_options) for split in ("train", "validation", "test")}
+        train = self.data["train"]
+        shape = f"{train.num_inputs}-{config.hidden}-{train.num_classes}"
+        torch.manual_seed(config.seed)
+        from snnkit.neurons import LI
+
+        readout = LI(tau_mem=config.readout_tau, dt=config.dt) if config.readout_tau else None
+        self.model = self.method.network(
+            shape, base, readout=readout, recurrent=config.recurrent, surrogate=self.surrogate,
+            **config.layer_options,
+        ).to(self.device, self.dtype)
+        if self.loss.input != self.model.output_kind:
+            raise SnnkitError(
+                f"loss '{config.loss}' reads {self.loss.input} but this network outputs "
+                f"{self.model.output_kind}; choose a loss for {self.model.output_kind}"
+            )
+        self.inputs = {split: self._inputs(ds) for split, ds in self.data.items()}
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.scheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.epochs)
+            if config.schedule == "cosine" else None
+        )
+        self.history: list[EpochMetrics] = []
+
+    def _inputs(self, dataset):
+        if self.method.representation == "raster":
+            return dataset.raster(self.config.dt).to(self.device, self.dtype)
+        return dataset.events.to(self.device, self.dtype)
+
+    def _batch(self, split: str, index: torch.Tensor):
+        x = self.inputs[split]
+        x = x[:, index] if isinstance(x, torch.Tensor) else x[index]
+        return x, self.data[split].labels[index].to(self.device)
+
+    # one epoch -----------------------------------------------------------------------------
+    def train_epoch(self, epoch: int, on_batch: Callable[[int, int], None] | None = None) -> EpochMetrics:
+        cfg = self.config
+        n = len(self.data["train"])
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        batches = order.split(cfg.batch_size)
+        self.model.train()
+        total_loss, correct = 0.0, 0
+        rates, dead = None, None
+        start = time.perf_counter()
+        for k, index in enumerate(batches):
+            x, y = self._batch("train", index)
+            self.model.reset_state()
+            out = self.model(x)
+            loss = self.loss(out.output, y)
+            if not torch.isfinite(loss):
+                raise SnnkitError(
+                    f"the loss became {loss.item()} at epoch {epoch}, batch {k}; lower --lr or check the inputs"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            with torch.no_grad():
+                total_loss += loss.item() * len(index)
+                correct += (self.loss.predict(out.output) == y).sum().item()
+                r, d = _spike_stats(out.hidden_spikes)
+                rates = r if rates is None else [a + b for a, b in zip(rates, r, strict=True)]
+                dead = d if dead is None else [a + b for a, b in zip(dead, d, strict=True)]
+            if on_batch is not None:
+                on_batch(k + 1, len(batches))
+        seconds = time.perf_counter() - start
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.scheduler is not None:
+            self.scheduler.step()
+        val_loss, val_acc = self.evaluate("validation")
+        _, test_acc = self.evaluate("test")
+        nb = len(batches)
+        metrics = EpochMetrics(
+            epoch=epoch, train_loss=total_loss / n, train_accuracy=correct / n,
+            validation_loss=val_loss, validation_accuracy=val_acc, test_accuracy=test_acc,
+            seconds=seconds, spike_rate=[r / nb for r in rates or []],
+            dead_fraction=[d / nb for d in dead or []], lr=lr,
+        )
+        self.history.append(metrics)
+        return metrics
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> tuple[float, float]:
+        """Mean loss and accuracy on ``split``."""
+        self.model.eval()
+        n = len(self.data[split])
+        total, correct = 0.0, 0
+        for index in torch.arange(n).split(max(self.config.batch_size, 256)):
+            x, y = self._batch(split, index)
+            self.model.reset_state()
+            out = self.model(x).output
+            total += self.loss(out, y).item() * len(index)
+            correct += (self.loss.predict(out) == y).sum().item()
+        self.model.reset_state()
+        return total / n, correct / n
+
+    # checkpoints -----------------------------------------------------------------------
+    def state_dict(self, run_id: int | None) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "history": [asdict(e) for e in self.history],
+            "run_id": run_id,
+        }
+
+    def save(self, path: Path, run_id: int | None) -> None:
+        """Write the checkpoint atomically (a crash mid-write never leaves a torn file)."""
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state_dict(run_id), tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: Path) -> int | None:
+        """Restore from ``path``; returns the results-store run id it belongs to."""
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as exc:
+            raise SnnkitError(f"cannot read checkpoint {path}: {exc}; delete it to start afresh") from None
+        saved = state["config"]
+        mine = asdict(self.config)
+        diff = sorted(k for k in mine if k not in ("epochs",) and saved.get(k) != mine[k])
+        if diff:
+            raise SnnkitError(
+                f"checkpoint {path} was made with different settings ({', '.join(diff)}); "
+                "use another --out, or the original options"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.history = [EpochMetrics(**e) for e in state["history"]]
+        return state["run_id"]
+
+
+def _spike_stats(spikes: list[torch.Tensor]) -> tuple[list[float], list[float]]:
+    """Per layer: mean spikes per neuron per step, and the fraction of silent neurons."""
+    rates, dead = [], []
+    for s in spikes:
+        rates.append(s.mean().item())
+        dead.append((s.sum(dim=(0, 1)) == 0).to(torch.float64).mean().item())
+    return rates, dead
+
+
+def config_json(config: RunConfig) -> str:
+    return json.dumps(asdict(config), sort_keys=True)
+
+
+def default_out_dir(config: RunConfig) -> Path:
+    """Where checkpoints go unless ``--out`` says otherwise."""
+    return Path("runs") / f"{config.dataset}-{config.grad}-{config.neuron}-seed{config.seed}"
+
+
+def run(
+    config: RunConfig,
+    *,
+    db: str | os.PathLike | None = "snnkit-results.db",
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    console=None,
+    registry: Registry | None = None,
+    on_epoch: Callable[[EpochMetrics], None] | None = None,
+) -> RunResult:
+    """Train, checkpointing every epoch and recording the run in the results store.
+
+    With ``resume`` the run continues from ``out/checkpoint.pt`` (same settings
+    required) and keeps its results-store record. A run that stops early (Ctrl-C,
+    error) is recorded as interrupted/failed, never as completed.
+    """
+    from snnkit.results import ResultsStore
+
+    trainer = Trainer(config, registry)
+    config = trainer.config
+    out_dir = Path(out) if out is not None else default_out_dir(config)
+    checkpoint = out_dir / "checkpoint.pt"
+    if checkpoint.exists() and not resume:
+        raise SnnkitError(
+            f"{checkpoint} exists from an earlier run; pass --resume to continue it, or --out DIR for a new one"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_id = trainer.load(checkpoint) if resume and checkpoint.exists() else None
+    store = ResultsStore(db) if db is not None else None
+    try:
+        if store is not None and run_id is None:
+            run_id = store.start_run(
+                method=config.grad, neuron=config.neuron, dataset=config.dataset, seed=config.seed,
+                config=asdict(config), versions=versions(trainer.registry), device=str(trainer.device),
+            )
+        status = "failed"
+        try:
+            _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch)
+            status = "completed"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            if store is not None and run_id is not None:
+                result = RunResult(config, trainer.history, peak_memory_mb(trainer.device), run_id)
+                done = status == "completed"
+                summary = result.summary() if trainer.history else {}
+                store.finish_run(
+                    run_id, status=status,
+                    test_accuracy=summary.get("test_accuracy") if done else None,
+                    train_accuracy=summary.get("train_accuracy") if done else None,
+                    seconds_per_epoch=summary.get("seconds_per_epoch"),
+                    peak_memory_mb=result.peak_memory_mb,
+                    summary={k: v for k, v in summary.items() if k not in ("config", "history")},
+                )
+    finally:
+        if store is not None:
+            store.close()
+    return RunResult(config, trainer.history, peak_memory_mb(trainer.device), run_id, str(checkpoint))
+
+
+def _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> None:
+    from rich.progress import (
+        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+    )
+
+    cfg = trainer.config
+    first = len(trainer.history) + 1
+    columns = (
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
+        epochs = bar.add_task("epochs", total=cfg.epochs, completed=first - 1, info="")
+        batches = bar.add_task("batches", total=None, info="")
+        for epoch in range(first, cfg.epochs + 1):
+            bar.reset(batches, description=f"epoch {epoch}")
+            m = trainer.train_epoch(epoch, lambda k, total: bar.update(batches, completed=k, total=total))
+            trainer.save(checkpoint, run_id)
+            if store is not None:
+                store.log_epoch(run_id, epoch, asdict(m))
+            info = f"loss {m.train_loss:.3f}  val {m.validation_accuracy:.1%}  test {m.test_accuracy:.1%}"
+            bar.update(epochs, advance=1, info=info)
+            if on_epoch is not None:
+                on_epoch(m)
