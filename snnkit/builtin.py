@@ -40,9 +40,41 @@ def snnkit_register_losses(register):
         register(loss)
 
 
+# Training recipes: what `snnkit run --dataset NAME` uses for options left unset.
+# neuron_options is keyed by neuron kind. The Yin-Yang recipe reaches ~97 % test
+# accuracy with BPTT in 30 epochs (docs/results.md has the measurements).
+YINYANG_RECIPE = {
+    "hidden": "120",
+    "epochs": 30,
+    "batch_size": 32,
+    "lr": 3e-3,
+    "schedule": "cosine",
+    "loss": "ce_max",
+    "surrogate": "exponential",
+    "dt": 1.0,
+    "readout_tau": 20.0,
+    "neuron_options": {"lif": {"tau_mem": 20.0, "tau_syn": 5.0}, "if": {"tau_syn": 5.0}},
+    "layer_options": {"weight_gain": 4.0},
+}
+RANDMAN_RECIPE = {
+    "hidden": "100",
+    "epochs": 30,
+    "batch_size": 32,
+    "lr": 3e-3,
+    "schedule": "cosine",
+    "loss": "ce_max",
+    "dt": 1.0,
+    "readout_tau": 20.0,
+    "neuron_options": {"lif": {"tau_mem": 20.0, "tau_syn": 5.0}, "if": {"tau_syn": 5.0}},
+    "layer_options": {"weight_gain": 1.0},
+}
+
+
 @hookimpl
 def snnkit_register_datasets(register):
+    from dataclasses import replace
+
     from snnkit.data import randman_spec, yinyang_spec
 
-    register(yinyang_spec())
-    register(randman_spec())
+    register(replace(yinyang_spec(), defaults=YINYANG_RECIPE))
+    register(replace(randman_spec(), defaults=RANDMAN_RECIPE))

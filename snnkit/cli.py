@@ -39,7 +39,9 @@ def user_errors(fn):
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]: the last finished epoch is checkpointed; rerun with --resume")
+            err_console.print(
+                "[yellow]interrupted[/]: the last finished epoch is checkpointed; rerun with --resume"
+            )
             raise typer.Exit(130) from None
 
     return wrapper
@@ -64,27 +66,52 @@ def _parse_options(pairs: list[str] | None, what: str) -> dict:
 @user_errors
 def run(
     neuron: Annotated[str, typer.Option(help="Neuron model (see `snnkit plugins`).")] = "lif",
-    grad: Annotated[str | None, typer.Option(help="Gradient method (default: the best registered).")] = None,
+    grad: Annotated[
+        str | None, typer.Option(help="Gradient method (default: the best registered).")
+    ] = None,
     dataset: Annotated[str, typer.Option(help="Task (see `snnkit datasets`).")] = "yinyang",
-    hidden: Annotated[str | None, typer.Option(help="Hidden layer sizes, e.g. 120 or 200-200.")] = None,
+    hidden: Annotated[
+        str | None, typer.Option(help="Hidden layer sizes, e.g. 120 or 200-200.")
+    ] = None,
     recurrent: Annotated[bool, typer.Option(help="Recurrent hidden layers.")] = False,
     surrogate: Annotated[str | None, typer.Option(help="Surrogate derivative.")] = None,
     loss: Annotated[str | None, typer.Option(help="Loss (default from the dataset).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
-    schedule: Annotated[str | None, typer.Option(help="Learning-rate schedule: none or cosine.")] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help="Learning-rate schedule: none or cosine.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
     dt: Annotated[float | None, typer.Option(help="Time step (ms).")] = None,
-    neuron_opt: Annotated[list[str] | None, typer.Option("--neuron-opt", "-n", help="Neuron parameter KEY=VALUE (repeatable), e.g. -n tau_mem=20.")] = None,
-    layer_opt: Annotated[list[str] | None, typer.Option("--layer-opt", help="Method layer option KEY=VALUE (repeatable).")] = None,
-    data_opt: Annotated[list[str] | None, typer.Option("--data-opt", help="Dataset option KEY=VALUE (repeatable).")] = None,
-    db: Annotated[Path, typer.Option(help="Results database (SQLite).")] = Path("snnkit-results.db"),
-    out: Annotated[Path | None, typer.Option(help="Checkpoint directory (default runs/<task>-<method>-<neuron>-seed<N>).")] = None,
+    neuron_opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--neuron-opt",
+            "-n",
+            help="Neuron parameter KEY=VALUE (repeatable), e.g. -n tau_mem=20.",
+        ),
+    ] = None,
+    layer_opt: Annotated[
+        list[str] | None,
+        typer.Option("--layer-opt", help="Method layer option KEY=VALUE (repeatable)."),
+    ] = None,
+    data_opt: Annotated[
+        list[str] | None, typer.Option("--data-opt", help="Dataset option KEY=VALUE (repeatable).")
+    ] = None,
+    db: Annotated[Path, typer.Option(help="Results database (SQLite).")] = Path(
+        "snnkit-results.db"
+    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Checkpoint directory (default runs/<task>-<method>-<neuron>-seed<N>)."),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")] = False,
-    json_file: Annotated[Path | None, typer.Option("--json", help="Write the final metrics as JSON here.")] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write the final metrics as JSON here.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Train a network and record the run (defaults: a small network on Yin-Yang)."""
@@ -94,16 +121,30 @@ def run(
 
     registry = get_registry()
     config = RunConfig(
-        dataset=dataset, grad=grad or default_method(registry), neuron=neuron, hidden=hidden,
-        recurrent=recurrent, surrogate=surrogate, loss=loss, epochs=epochs, batch_size=batch_size,
-        lr=lr, schedule=schedule, seed=seed, device=device, dtype=dtype, dt=dt,
+        dataset=dataset,
+        grad=grad or default_method(registry),
+        neuron=neuron,
+        hidden=hidden,
+        recurrent=recurrent,
+        surrogate=surrogate,
+        loss=loss,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        schedule=schedule,
+        seed=seed,
+        device=device,
+        dtype=dtype,
+        dt=dt,
         neuron_options=_parse_options(neuron_opt, "--neuron-opt"),
         layer_options=_parse_options(layer_opt, "--layer-opt"),
         dataset_options=_parse_options(data_opt, "--data-opt"),
     )
     if json_file is not None and not json_file.parent.exists():
         raise SnnkitError(f"--json {json_file}: directory {json_file.parent} does not exist")
-    result = train_run(config, db=db, out=out, resume=resume, progress=progress, console=console, registry=registry)
+    result = train_run(
+        config, db=db, out=out, resume=resume, progress=progress, console=console, registry=registry
+    )
     summary = result.summary()
     _print_result(summary)
     if json_file is not None:
@@ -119,10 +160,16 @@ def default_method(registry) -> str:
 
 def _print_result(s: dict) -> None:
     cfg = s["config"]
-    table = Table(title=f"{s['dataset']} · {s['method']} · {s['neuron']} · seed {s['seed']}", show_header=False)
+    table = Table(
+        title=f"{s['dataset']} · {s['method']} · {s['neuron']} · seed {s['seed']}",
+        show_header=False,
+    )
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("network", f"hidden {cfg['hidden']}{' recurrent' if cfg['recurrent'] else ''}, loss {cfg['loss']}, surrogate {cfg['surrogate']}")
+    table.add_row(
+        "network",
+        f"hidden {cfg['hidden']}{' recurrent' if cfg['recurrent'] else ''}, loss {cfg['loss']}, surrogate {cfg['surrogate']}",
+    )
     table.add_row("epochs", str(s["epochs"]))
     table.add_row("test accuracy", f"{s['test_accuracy']:.2%}")
     table.add_row("validation accuracy", f"{s['validation_accuracy']:.2%}")
@@ -187,7 +234,15 @@ def datasets() -> None:
     for name, entry in registry.entries["dataset"].items():
         spec = entry.obj
         status = "[green]ready[/]" if spec.available() else "[yellow]missing[/]"
-        table.add_row(name, spec.source, str(len(spec.classes)), str(spec.num_inputs), f"{spec.duration:g}", status, spec.summary)
+        table.add_row(
+            name,
+            spec.source,
+            str(len(spec.classes)),
+            str(spec.num_inputs),
+            f"{spec.duration:g}",
+            status,
+            spec.summary,
+        )
     console.print(table)
 
 

@@ -43,10 +43,14 @@ class Loss(ABC):
         expected = 2 if self.input == "spike_times" else 3
         if output.ndim not in (expected, expected + (self.input == "spike_times")):
             layout = "[B, C] or [B, C, K]" if self.input == "spike_times" else "[T, B, C]"
-            raise SnnkitError(f"loss '{self.name}' expects {self.input} of shape {layout}, got {tuple(output.shape)}")
+            raise SnnkitError(
+                f"loss '{self.name}' expects {self.input} of shape {layout}, got {tuple(output.shape)}"
+            )
         batch = output.shape[0] if self.input == "spike_times" else output.shape[1]
         if target.shape != (batch,):
-            raise SnnkitError(f"loss '{self.name}': target must be [B]={batch} class indices, got {tuple(target.shape)}")
+            raise SnnkitError(
+                f"loss '{self.name}': target must be [B]={batch} class indices, got {tuple(target.shape)}"
+            )
 
 
 class TraceCrossEntropy(Loss):

@@ -158,7 +158,9 @@ class SpikingLayer(nn.Module):
         nn.init.normal_(self.weight, 0.0, std)
         if self.recurrent_weight is not None:
             nn.init.normal_(
-                self.recurrent_weight, 0.0, 0.1 * self.weight_gain * theta / math.sqrt(self.out_features)
+                self.recurrent_weight,
+                0.0,
+                0.1 * self.weight_gain * theta / math.sqrt(self.out_features),
             )
 
     def reset_state(self) -> None:
@@ -225,11 +227,20 @@ def leaky_integrate(
 class Readout(nn.Module):
     """Linear synapses into non-spiking leaky integrators; output is the voltage ``[T, B, C]``."""
 
-    def __init__(self, in_features: int, out_features: int, neuron: NeuronSpec | None = None, *, train_tau: bool = False) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        neuron: NeuronSpec | None = None,
+        *,
+        train_tau: bool = False,
+    ) -> None:
         super().__init__()
         neuron = neuron if neuron is not None else LI()
         if neuron.spiking:
-            raise SnnkitError("Readout takes a non-spiking neuron (li); use a spiking layer instead")
+            raise SnnkitError(
+                "Readout takes a non-spiking neuron (li); use a spiking layer instead"
+            )
         self.neuron = neuron
         self.in_features, self.out_features = in_features, out_features
         self.params = NeuronParameters(neuron, out_features, train_tau=train_tau)

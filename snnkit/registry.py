@@ -10,6 +10,7 @@ using it raises an error naming both distributions.
 
 from __future__ import annotations
 
+import functools
 import os
 import traceback
 from dataclasses import dataclass, field
@@ -106,7 +107,7 @@ class Registry:
         return self.get("dataset", name)
 
     # registration ---------------------------------------------------------------------
-    def _add(self, kind: str, obj: Any, plugin: Plugin) -> None:
+    def _add(self, kind: str, obj: Any, *, plugin: Plugin) -> None:
         name = _name_of(kind, obj)
         entry = Entry(kind, name, obj, plugin)
         if (kind, name) in self.clashes:
@@ -173,7 +174,7 @@ def load_registry(*, entry_points: bool = True) -> Registry:
             for kind, hook_name in hookspecs.KINDS.items():
                 for impl in getattr(pm.hook, hook_name).get_hookimpls():
                     if impl.plugin_name == plugin.name:
-                        impl.function(register=lambda obj, k=kind: staged._add(k, obj, plugin))
+                        impl.function(register=functools.partial(staged._add, kind, plugin=plugin))
         except Exception as exc:
             pm.unregister(name=plugin.name)
             registry.plugins.append(_failed(plugin, exc))
@@ -181,7 +182,7 @@ def load_registry(*, entry_points: bool = True) -> Registry:
         registry.plugins.append(plugin)
         for kind, entries in staged.entries.items():
             for entry in entries.values():
-                registry._add(kind, entry.obj, plugin)
+                registry._add(kind, entry.obj, plugin=plugin)
     return registry
 
 

@@ -55,12 +55,21 @@ class RunConfig:
     def resolved(self, defaults: dict[str, Any]) -> RunConfig:
         """A copy with unset fields filled from ``defaults`` (dataset recommendations)."""
         fallback = {
-            "hidden": "100", "surrogate": "exponential", "loss": "ce_max", "epochs": 10,
-            "batch_size": 32, "lr": 1e-3, "schedule": "none", "dt": 1.0, "readout_tau": None,
+            "hidden": "100",
+            "surrogate": "exponential",
+            "loss": "ce_max",
+            "epochs": 10,
+            "batch_size": 32,
+            "lr": 1e-3,
+            "schedule": "none",
+            "dt": 1.0,
+            "readout_tau": None,
         }
         out = dataclasses.replace(self)
         for name, value in {**fallback, **defaults}.items():
-            if name.endswith("_options"):
+            if name == "neuron_options":  # keyed by neuron kind
+                out.neuron_options = {**value.get(self.neuron, {}), **self.neuron_options}
+            elif name.endswith("_options"):
                 merged = {**value, **getattr(out, name)}
                 setattr(out, name, merged)
             elif getattr(out, name, None) is None:
@@ -70,12 +79,24 @@ class RunConfig:
     def validate(self) -> None:
         check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
         check(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
-        check(self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}")
-        check(self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        check(self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        check(
+            self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"
+        )
+        check(
+            self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"
+        )
+        check(
+            self.schedule in SCHEDULES,
+            f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
+        )
         if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise SnnkitError(f"--device {self.device}: no CUDA device is available here; use --device cpu")
-        check(self.device == "cpu" or self.device.startswith("cuda"), f"--device must be cpu or cuda[:N], got {self.device!r}")
+            raise SnnkitError(
+                f"--device {self.device}: no CUDA device is available here; use --device cpu"
+            )
+        check(
+            self.device == "cpu" or self.device.startswith("cuda"),
+            f"--device must be cpu or cuda[:N], got {self.device!r}",
+        )
 
 
 @dataclass
@@ -162,7 +183,10 @@ class Trainer:
         self.device = torch.device(config.device)
         self.dtype = DTYPES[config.dtype]
 
-        self.data = {split: spec.load(split, **config.dataset_options) for split in ("train", "validation", "test")}
+        self.data = {
+            split: spec.load(split, **config.dataset_options)
+            for split in ("train", "validation", "test")
+        }
         train = self.data["train"]
         shape = f"{train.num_inputs}-{config.hidden}-{train.num_classes}"
         torch.manual_seed(config.seed)
@@ -170,7 +194,11 @@ class Trainer:
 
         readout = LI(tau_mem=config.readout_tau, dt=config.dt) if config.readout_tau else None
         self.model = self.method.network(
-            shape, base, readout=readout, recurrent=config.recurrent, surrogate=self.surrogate,
+            shape,
+            base,
+            readout=readout,
+            recurrent=config.recurrent,
+            surrogate=self.surrogate,
             **config.layer_options,
         ).to(self.device, self.dtype)
         if self.loss.input != self.model.output_kind:
@@ -182,7 +210,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scheduler = (
             torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.epochs)
-            if config.schedule == "cosine" else None
+            if config.schedule == "cosine"
+            else None
         )
         self.history: list[EpochMetrics] = []
 
@@ -197,10 +226,14 @@ class Trainer:
         return x, self.data[split].labels[index].to(self.device)
 
     # one epoch -----------------------------------------------------------------------------
-    def train_epoch(self, epoch: int, on_batch: Callable[[int, int], None] | None = None) -> EpochMetrics:
+    def train_epoch(
+        self, epoch: int, on_batch: Callable[[int, int], None] | None = None
+    ) -> EpochMetrics:
         cfg = self.config
         n = len(self.data["train"])
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        order = torch.randperm(
+            n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        )
         batches = order.split(cfg.batch_size)
         self.model.train()
         total_loss, correct = 0.0, 0
@@ -234,10 +267,16 @@ class Trainer:
         _, test_acc = self.evaluate("test")
         nb = len(batches)
         metrics = EpochMetrics(
-            epoch=epoch, train_loss=total_loss / n, train_accuracy=correct / n,
-            validation_loss=val_loss, validation_accuracy=val_acc, test_accuracy=test_acc,
-            seconds=seconds, spike_rate=[r / nb for r in rates or []],
-            dead_fraction=[d / nb for d in dead or []], lr=lr,
+            epoch=epoch,
+            train_loss=total_loss / n,
+            train_accuracy=correct / n,
+            validation_loss=val_loss,
+            validation_accuracy=val_acc,
+            test_accuracy=test_acc,
+            seconds=seconds,
+            spike_rate=[r / nb for r in rates or []],
+            dead_fraction=[d / nb for d in dead or []],
+            lr=lr,
         )
         self.history.append(metrics)
         return metrics
@@ -279,7 +318,9 @@ class Trainer:
         try:
             state = torch.load(path, map_location=self.device, weights_only=False)
         except Exception as exc:
-            raise SnnkitError(f"cannot read checkpoint {path}: {exc}; delete it to start afresh") from None
+            raise SnnkitError(
+                f"cannot read checkpoint {path}: {exc}; delete it to start afresh"
+            ) from None
         saved = state["config"]
         mine = asdict(self.config)
         diff = sorted(k for k in mine if k not in ("epochs",) and saved.get(k) != mine[k])
@@ -347,8 +388,13 @@ def run(
     try:
         if store is not None and run_id is None:
             run_id = store.start_run(
-                method=config.grad, neuron=config.neuron, dataset=config.dataset, seed=config.seed,
-                config=asdict(config), versions=versions(trainer.registry), device=str(trainer.device),
+                method=config.grad,
+                neuron=config.neuron,
+                dataset=config.dataset,
+                seed=config.seed,
+                config=asdict(config),
+                versions=versions(trainer.registry),
+                device=str(trainer.device),
             )
         status = "failed"
         try:
@@ -363,7 +409,8 @@ def run(
                 done = status == "completed"
                 summary = result.summary() if trainer.history else {}
                 store.finish_run(
-                    run_id, status=status,
+                    run_id,
+                    status=status,
                     test_accuracy=summary.get("test_accuracy") if done else None,
                     train_accuracy=summary.get("train_accuracy") if done else None,
                     seconds_per_epoch=summary.get("seconds_per_epoch"),
@@ -373,26 +420,39 @@ def run(
     finally:
         if store is not None:
             store.close()
-    return RunResult(config, trainer.history, peak_memory_mb(trainer.device), run_id, str(checkpoint))
+    return RunResult(
+        config, trainer.history, peak_memory_mb(trainer.device), run_id, str(checkpoint)
+    )
 
 
 def _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> None:
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
     cfg = trainer.config
     first = len(trainer.history) + 1
     columns = (
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
         epochs = bar.add_task("epochs", total=cfg.epochs, completed=first - 1, info="")
         batches = bar.add_task("batches", total=None, info="")
         for epoch in range(first, cfg.epochs + 1):
             bar.reset(batches, description=f"epoch {epoch}")
-            m = trainer.train_epoch(epoch, lambda k, total: bar.update(batches, completed=k, total=total))
+            m = trainer.train_epoch(
+                epoch, lambda k, total: bar.update(batches, completed=k, total=total)
+            )
             trainer.save(checkpoint, run_id)
             if store is not None:
                 store.log_epoch(run_id, epoch, asdict(m))

@@ -21,7 +21,9 @@ from snnkit.surrogates import Surrogate
 ResetGrad = Literal["through", "detached"]
 
 
-def heaviside_spikes(v: torch.Tensor, theta: torch.Tensor, max_spikes: int | None, multi: bool) -> torch.Tensor:
+def heaviside_spikes(
+    v: torch.Tensor, theta: torch.Tensor, max_spikes: int | None, multi: bool
+) -> torch.Tensor:
     """a = H(v - theta), or H(v - theta) * min(floor(v/theta), max_spikes) for multi-spike."""
     fired = v >= theta
     if not multi:
@@ -65,7 +67,13 @@ class SpikeFunction(torch.autograd.Function):
         return out
 
 
-def spike(v: torch.Tensor, theta: torch.Tensor, surrogate: Surrogate, max_spikes: int | None = None, multi: bool = False) -> torch.Tensor:
+def spike(
+    v: torch.Tensor,
+    theta: torch.Tensor,
+    surrogate: Surrogate,
+    max_spikes: int | None = None,
+    multi: bool = False,
+) -> torch.Tensor:
     """Differentiable spike nonlinearity with a surrogate derivative."""
     return SpikeFunction.apply(v, theta, surrogate, max_spikes, multi)
 
@@ -147,9 +155,13 @@ class BPTT(GradientMethod):
             return None
         return f"BPTT simulates LIF/IF hidden layers; '{neuron.kind}' is a readout neuron"
 
-    def layer(self, neuron, in_features, out_features, *, recurrent=False, surrogate=None, **options):
+    def layer(
+        self, neuron, in_features, out_features, *, recurrent=False, surrogate=None, **options
+    ):
         self.check(neuron)
-        return BPTTLayer(neuron, in_features, out_features, recurrent=recurrent, surrogate=surrogate, **options)
+        return BPTTLayer(
+            neuron, in_features, out_features, recurrent=recurrent, surrogate=surrogate, **options
+        )
 
 
 class DetachedResetBPTT(BPTT):
@@ -159,6 +171,10 @@ class DetachedResetBPTT(BPTT):
     summary = "Surrogate-gradient BPTT with the reset's gradient detached (SLAYER's oracle)"
     oracle = "bptt-detached-reset"
 
-    def layer(self, neuron, in_features, out_features, *, recurrent=False, surrogate=None, **options):
+    def layer(
+        self, neuron, in_features, out_features, *, recurrent=False, surrogate=None, **options
+    ):
         options.setdefault("reset_grad", "detached")
-        return super().layer(neuron, in_features, out_features, recurrent=recurrent, surrogate=surrogate, **options)
+        return super().layer(
+            neuron, in_features, out_features, recurrent=recurrent, surrogate=surrogate, **options
+        )

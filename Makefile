@@ -1,0 +1,29 @@
+# Two entry points on a fresh machine (see README):
+#   make run    set up .venv and train a small network on Yin-Yang
+#   make test   set up .venv and run the whole test suite (slow tests included, GPU tests skipped)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test test-fast lint
+
+setup: $(STAMP)
+
+# constraints.txt pins torch to the local CPU wheel, so no CUDA packages are pulled.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snnkit run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not gpu"
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
