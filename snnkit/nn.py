@@ -32,7 +32,9 @@ def parse_shape(shape: str | list[int] | tuple[int, ...]) -> list[int]:
                 f"bad network shape {shape!r}: use layer sizes joined by '-', e.g. 5-120-3"
             ) from None
     else:
-        sizes = [int(s) for s in shape]
+        sizes = list(shape)
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in sizes):
+            raise SnnkitError(f"bad network shape {shape!r}: layer sizes must be integers")
     if len(sizes) < 2 or min(sizes) < 1:
         raise SnnkitError(f"bad network shape {shape!r}: need >= 2 sizes, each >= 1, e.g. 5-120-3")
     return sizes
@@ -63,51 +65,81 @@ class LIFState:
 class NeuronParameters(nn.Module):
     """Per-neuron time constants and threshold of a layer, trainable on request.
 
-    ``tau_mem``/``tau_syn`` are stored as time constants (so alpha = exp(-dt/tau) stays in
-    (0, 1] under training); ``threshold`` is stored as is.
+    A trainable quantity is an ``nn.Parameter`` of shape ``[N]``; ``tau_mem``/``tau_syn``
+    are stored as time constants so alpha = exp(-dt/tau) stays in (0, 1] under training.
+    A fixed one is kept as the spec's Python float and materialised on use in the
+    module's dtype, so a float64 layer sees the spec's values exactly (never a float32
+    rounding of them). Attribute access (``p.tau_mem``) gives a ``[N]`` tensor either way.
     """
+
+    QUANTITIES = ("tau_mem", "tau_syn", "threshold")
 
     def __init__(
         self, neuron: NeuronSpec, n: int, *, train_tau: bool = False, train_threshold: bool = False
     ) -> None:
         super().__init__()
-        self.dt = neuron.dt
+        self.dt, self.n = neuron.dt, n
         tau_mem = getattr(neuron, "tau_mem", math.inf)
         if train_tau and math.isinf(tau_mem):
             raise SnnkitError("train_tau needs a leaky neuron (tau_mem is infinite for IF)")
         if train_threshold and not neuron.spiking:
             raise SnnkitError("train_threshold needs a spiking neuron")
-        self._put("tau_mem", torch.full((n,), tau_mem, dtype=torch.float64), train_tau)
-        tau_syn = getattr(neuron, "tau_syn", None)
-        if tau_syn is not None:
-            self._put("tau_syn", torch.full((n,), tau_syn, dtype=torch.float64), train_tau)
-        else:
-            self.tau_syn = None
-        if neuron.spiking:
-            self._put(
-                "threshold",
-                torch.full((n,), neuron.threshold, dtype=torch.float64),
-                train_threshold,
-            )
-            self.fixed_subtract = getattr(neuron, "subtract", None)
+        # follows .to(dtype/device), so fixed values come out like the rest of the module
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)
+        self.constants: dict[str, float] = {}
+        values = {
+            "tau_mem": (tau_mem, train_tau),
+            "tau_syn": (getattr(neuron, "tau_syn", None), train_tau),
+            "threshold": (getattr(neuron, "threshold", None), train_threshold),
+        }
+        for name, (value, trainable) in values.items():
+            if value is None:
+                continue
+            if trainable:
+                self.register_parameter(name, nn.Parameter(torch.full((n,), float(value))))
+            else:
+                self.constants[name] = float(value)
+        self.fixed_subtract = getattr(neuron, "subtract", None)
+        self._built = True
 
-    def _put(self, name: str, value: torch.Tensor, trainable: bool) -> None:
-        if trainable:
-            self.register_parameter(name, nn.Parameter(value.float()))
-        else:
-            self.register_buffer(name, value.float())
+    def __getattr__(self, name: str):
+        constants = self.__dict__.get("constants", {})
+        if name in constants:
+            return self._full(constants[name])
+        if name in self.QUANTITIES and self.__dict__.get("_built"):
+            # a trainable parameter, or None where the neuron lacks it (tau_syn without synapse)
+            return self.__dict__["_parameters"].get(name)
+        return super().__getattr__(name)
 
-    def alpha(self) -> torch.Tensor:
-        return torch.exp(-self.dt / self.tau_mem)
+    def _full(self, value: float, like: torch.Tensor | None = None) -> torch.Tensor:
+        ref = self._anchor if like is None else like
+        return torch.full((self.n,), value, dtype=ref.dtype, device=ref.device)
 
-    def beta(self) -> torch.Tensor | None:
-        return None if self.tau_syn is None else torch.exp(-self.dt / self.tau_syn)
+    def _decay(self, name: str, like: torch.Tensor | None) -> torch.Tensor | None:
+        if name in self.constants:
+            return self._full(math.exp(-self.dt / self.constants[name]), like)
+        tau = self._parameters.get(name)
+        return None if tau is None else torch.exp(-self.dt / tau)
 
-    def reset_amount(self) -> torch.Tensor:
+    def alpha(self, like: torch.Tensor | None = None) -> torch.Tensor:
+        """Membrane decay per step, ``[N]`` (1 for IF), in ``like``'s dtype if given."""
+        return self._decay("tau_mem", like)
+
+    def beta(self, like: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Synaptic decay per step, ``[N]``, or None without a synaptic stage."""
+        return self._decay("tau_syn", like)
+
+    def theta(self, like: torch.Tensor | None = None) -> torch.Tensor:
+        """The threshold, ``[N]``."""
+        if "threshold" in self.constants:
+            return self._full(self.constants["threshold"], like)
+        return self._parameters["threshold"]
+
+    def reset_amount(self, like: torch.Tensor | None = None) -> torch.Tensor:
         """m: the fixed subtract value, else the (possibly trained) threshold."""
         if self.fixed_subtract is None:
-            return self.threshold
-        return torch.full_like(self.threshold, self.fixed_subtract)
+            return self.theta(like)
+        return self._full(self.fixed_subtract, like)
 
 
 class SpikingLayer(nn.Module):
@@ -263,10 +295,11 @@ class Readout(nn.Module):
         if v0 is not None and v0.shape[0] != x.shape[1]:
             raise SnnkitError("Readout: carried state has another batch size; call reset_state()")
         p = self.params
-        if p.tau_syn is not None:
-            current = leaky_integrate(current, p.tau_syn, p.dt, i0)
-        v = leaky_integrate(current, p.tau_mem, p.dt, v0)
-        self.state = (v[-1], current[-1] if p.tau_syn is not None else None)
+        synaptic = p.tau_syn is not None
+        if synaptic:
+            current = leaky_integrate(current, p.tau_syn.to(current), p.dt, i0)
+        v = leaky_integrate(current, p.tau_mem.to(current), p.dt, v0)
+        self.state = (v[-1], current[-1] if synaptic else None)
         return v
 
     def extra_repr(self) -> str:

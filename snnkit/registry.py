@@ -169,21 +169,25 @@ def load_registry(*, entry_points: bool = True) -> Registry:
         except Exception as exc:
             registry.plugins.append(_failed(plugin, exc))
             continue
-        staged = Registry()
+        staged: list[tuple[str, Any]] = []  # applied only if the whole plugin registers cleanly
         try:
             for kind, hook_name in hookspecs.KINDS.items():
                 for impl in getattr(pm.hook, hook_name).get_hookimpls():
                     if impl.plugin_name == plugin.name:
-                        impl.function(register=functools.partial(staged._add, kind, plugin=plugin))
+                        impl.function(register=functools.partial(_stage, staged, kind))
         except Exception as exc:
             pm.unregister(name=plugin.name)
             registry.plugins.append(_failed(plugin, exc))
             continue
         registry.plugins.append(plugin)
-        for kind, entries in staged.entries.items():
-            for entry in entries.values():
-                registry._add(kind, entry.obj, plugin=plugin)
+        for kind, obj in staged:
+            registry._add(kind, obj, plugin=plugin)
     return registry
+
+
+def _stage(staged: list[tuple[str, Any]], kind: str, obj: Any) -> None:
+    _name_of(kind, obj)  # a nameless object fails its plugin now, not at lookup
+    staged.append((kind, obj))
 
 
 def _failed(plugin: Plugin, exc: BaseException) -> Plugin:

@@ -7,6 +7,7 @@ from its checkpoint follows exactly the same trajectory as an uninterrupted one 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -183,24 +184,23 @@ class Trainer:
         self.device = torch.device(config.device)
         self.dtype = DTYPES[config.dtype]
 
-        self.data = {
-            split: spec.load(split, **config.dataset_options)
-            for split in ("train", "validation", "test")
-        }
+        with _unknown_options("--data-opt", f"dataset '{config.dataset}'"):
+            self.data = {s: spec.load(s, **config.dataset_options) for s in spec.splits}
         train = self.data["train"]
         shape = f"{train.num_inputs}-{config.hidden}-{train.num_classes}"
         torch.manual_seed(config.seed)
         from snnkit.neurons import LI
 
         readout = LI(tau_mem=config.readout_tau, dt=config.dt) if config.readout_tau else None
-        self.model = self.method.network(
-            shape,
-            base,
-            readout=readout,
-            recurrent=config.recurrent,
-            surrogate=self.surrogate,
-            **config.layer_options,
-        ).to(self.device, self.dtype)
+        with _unknown_options("--layer-opt", f"method '{config.grad}'"):
+            self.model = self.method.network(
+                shape,
+                base,
+                readout=readout,
+                recurrent=config.recurrent,
+                surrogate=self.surrogate,
+                **config.layer_options,
+            ).to(self.device, self.dtype)
         if self.loss.input != self.model.output_kind:
             raise SnnkitError(
                 f"loss '{config.loss}' reads {self.loss.input} but this network outputs "
@@ -323,7 +323,9 @@ class Trainer:
             ) from None
         saved = state["config"]
         mine = asdict(self.config)
-        diff = sorted(k for k in mine if k not in ("epochs",) and saved.get(k) != mine[k])
+        # more epochs may be asked for, except where the schedule depends on the total
+        free = ("epochs",) if self.config.schedule == "none" else ()
+        diff = sorted(k for k in mine if k not in free and saved.get(k) != mine[k])
         if diff:
             raise SnnkitError(
                 f"checkpoint {path} was made with different settings ({', '.join(diff)}); "
@@ -335,6 +337,20 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         self.history = [EpochMetrics(**e) for e in state["history"]]
         return state["run_id"]
+
+
+@contextlib.contextmanager
+def _unknown_options(flag: str, owner: str):
+    """Turn an unexpected-keyword TypeError from a plugin factory into a one-line error."""
+    try:
+        yield
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        bad = str(exc).rsplit("argument", 1)[-1].strip()
+        raise SnnkitError(
+            f"{flag}: {owner} has no option {bad}; check the spelling or its docs"
+        ) from None
 
 
 def _spike_stats(spikes: list[torch.Tensor]) -> tuple[list[float], list[float]]:

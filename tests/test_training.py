@@ -44,7 +44,9 @@ def test_failed_run_is_recorded_as_failed_not_completed(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        run(RunConfig(epochs=2, **TINY), db=db, out=tmp_path / "c", progress=False, on_epoch=explode)
+        run(
+            RunConfig(epochs=2, **TINY), db=db, out=tmp_path / "c", progress=False, on_epoch=explode
+        )
     with ResultsStore(db) as store:
         assert store.runs() == []
         (record,) = store.runs(status=None)

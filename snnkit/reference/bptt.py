@@ -105,7 +105,7 @@ def lif_loop(
         spikes.append(a)
         a_reset = a if reset_grad == "through" else a.detach()
         v = v - reset_amount * a_reset if neuron.reset == "subtract" else v * (1 - a_reset)
-    return torch.stack(spikes), torch.stack(membrane), LIFState(v, i, a)
+    return torch.stack(spikes), torch.stack(membrane), LIFState(v, None if beta is None else i, a)
 
 
 class BPTTLayer(SpikingLayer):
@@ -125,10 +125,10 @@ class BPTTLayer(SpikingLayer):
         spikes, membrane, state = lif_loop(
             current,
             state,
-            alpha=p.alpha(),
-            beta=p.beta(),
-            theta=p.threshold,
-            reset_amount=p.reset_amount(),
+            alpha=p.alpha(current),
+            beta=p.beta(current),
+            theta=p.theta(current),
+            reset_amount=p.reset_amount(current),
             neuron=self.neuron,
             surrogate=self.surrogate,
             reset_grad=self.reset_grad,
