@@ -190,7 +190,8 @@ def plugins() -> None:
 
     registry = get_registry()
     table = Table(title="snnkit plugins")
-    for col in ("name", "kind", "distribution", "version", "representation", "neurons supported"):
+    table.add_column("name", no_wrap=True)
+    for col in ("kind", "distribution", "version", "representation", "neurons supported"):
         table.add_column(col)
     neuron_kinds = [k for k in registry.names("neuron")]
     for kind in ("gradient", "neuron", "surrogate", "loss", "dataset"):
@@ -229,7 +230,8 @@ def datasets() -> None:
 
     registry = get_registry()
     table = Table(title="snnkit datasets")
-    for col in ("name", "source", "classes", "inputs", "duration (ms)", "status", "summary"):
+    table.add_column("name", no_wrap=True)
+    for col in ("source", "classes", "inputs", "duration (ms)", "status", "summary"):
         table.add_column(col)
     for name, entry in registry.entries["dataset"].items():
         spec = entry.obj

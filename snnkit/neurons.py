@@ -61,12 +61,34 @@ class NeuronSpec:
 
 
 @dataclass(frozen=True)
-class LIF(NeuronSpec):
+class LeakyIntegrator(NeuronSpec):
+    """Membrane (and optional synaptic current) that decays between steps."""
+
+    tau_mem: float = 10.0
+    tau_syn: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("tau_mem", self.tau_mem, allow_inf=True)
+        if self.tau_syn is not None:
+            _positive("tau_syn", self.tau_syn)
+
+    @property
+    def alpha(self) -> float:
+        """Membrane decay per step, exp(-dt/tau_mem) (1 without leak)."""
+        return math.exp(-self.dt / self.tau_mem)
+
+    @property
+    def beta(self) -> float | None:
+        """Synaptic-current decay per step, exp(-dt/tau_syn), or None without a synapse."""
+        return None if self.tau_syn is None else math.exp(-self.dt / self.tau_syn)
+
+
+@dataclass(frozen=True)
+class LIF(LeakyIntegrator):
     """Leaky integrate-and-fire neuron, optionally with a synaptic-current stage."""
 
     kind: ClassVar[str] = "lif"
-    tau_mem: float = 10.0
-    tau_syn: float | None = None
     threshold: float = 1.0
     reset: Reset = "subtract"
     subtract: float | None = None
@@ -75,9 +97,6 @@ class LIF(NeuronSpec):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("tau_mem", self.tau_mem, allow_inf=True)
-        if self.tau_syn is not None:
-            _positive("tau_syn", self.tau_syn)
         _positive("threshold", self.threshold)
         if self.reset not in ("subtract", "zero"):
             raise SnnkitError(f"unknown reset {self.reset!r}; use 'subtract' or 'zero'")
@@ -94,16 +113,6 @@ class LIF(NeuronSpec):
             raise SnnkitError(
                 "multi_spike needs reset='subtract' (a reset to zero cannot remove several spikes)"
             )
-
-    @property
-    def alpha(self) -> float:
-        """Membrane decay per step, exp(-dt/tau_mem) (1 for an IF neuron)."""
-        return math.exp(-self.dt / self.tau_mem)
-
-    @property
-    def beta(self) -> float | None:
-        """Synaptic-current decay per step, exp(-dt/tau_syn), or None without a synapse."""
-        return None if self.tau_syn is None else math.exp(-self.dt / self.tau_syn)
 
     @property
     def reset_amount(self) -> float:
@@ -125,27 +134,11 @@ class IF(LIF):
 
 
 @dataclass(frozen=True)
-class LI(NeuronSpec):
+class LI(LeakyIntegrator):
     """Leaky integrator readout: no threshold, its output is the membrane trace."""
 
     kind: ClassVar[str] = "li"
     spiking: ClassVar[bool] = False
-    tau_mem: float = 10.0
-    tau_syn: float | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _positive("tau_mem", self.tau_mem, allow_inf=True)
-        if self.tau_syn is not None:
-            _positive("tau_syn", self.tau_syn)
-
-    @property
-    def alpha(self) -> float:
-        return math.exp(-self.dt / self.tau_mem)
-
-    @property
-    def beta(self) -> float | None:
-        return None if self.tau_syn is None else math.exp(-self.dt / self.tau_syn)
 
 
 BUILTIN_NEURONS: tuple[type[NeuronSpec], ...] = (LIF, IF, LI)

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from snnkit.errors import SnnkitError, check
+from snnkit.neurons import LI
 from snnkit.registry import Registry, get_registry
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -176,9 +177,8 @@ class Trainer:
         self.config = config = config.resolved(dict(spec.defaults))
         config.validate()
         self.method = reg.gradient(config.grad)
-        base = reg.neuron(config.neuron, dt=config.dt, **config.neuron_options)
-        self.method.check(base)
-        self.neuron = base
+        self.neuron = reg.neuron(config.neuron, dt=config.dt, **config.neuron_options)
+        self.method.check(self.neuron)
         self.loss = reg.loss(config.loss)
         self.surrogate = reg.surrogate(config.surrogate)
         self.device = torch.device(config.device)
@@ -189,13 +189,11 @@ class Trainer:
         train = self.data["train"]
         shape = f"{train.num_inputs}-{config.hidden}-{train.num_classes}"
         torch.manual_seed(config.seed)
-        from snnkit.neurons import LI
-
         readout = LI(tau_mem=config.readout_tau, dt=config.dt) if config.readout_tau else None
         with _unknown_options("--layer-opt", f"method '{config.grad}'"):
             self.model = self.method.network(
                 shape,
-                base,
+                self.neuron,
                 readout=readout,
                 recurrent=config.recurrent,
                 surrogate=self.surrogate,
