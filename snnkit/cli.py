@@ -248,6 +248,86 @@ def datasets() -> None:
     console.print(table)
 
 
+@app.command()
+@user_errors
+def conformance(
+    grad: Annotated[
+        list[str] | None, typer.Option(help="Method(s) to check (repeatable; default: all).")
+    ] = None,
+    dtype: Annotated[
+        list[str] | None, typer.Option(help="float64 and/or float32 (repeatable; default float64).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write the results as JSON here.")
+    ] = None,
+) -> None:
+    """Check each method's gradients against its oracle; exit 1 if any case fails."""
+    from rich.progress import Progress
+
+    from snnkit.conformance import case_names, iter_cases
+    from snnkit.registry import get_registry
+
+    registry = get_registry()
+    methods = [registry.gradient(name) for name in (grad or registry.names("gradient"))]
+    dtypes = dtype or ["float64"]
+    for d in dtypes:
+        if d not in ("float64", "float32"):
+            raise SnnkitError(f"--dtype must be float64 or float32, got {d!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SnnkitError(
+                f"--device {device}: no CUDA device is available here; use --device cpu"
+            )
+    if json_file is not None and not json_file.parent.exists():
+        raise SnnkitError(f"--json {json_file}: directory {json_file.parent} does not exist")
+    results = []
+    total = sum(len(case_names(m)) for m in methods) * len(dtypes)
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("conformance", total=total)
+        for method in methods:
+            for result in iter_cases(method, dtypes, device):
+                results.append(result)
+                bar.update(task, advance=1, description=f"{method.name} {result.case}")
+    table = Table(title="snnkit conformance")
+    for col in (
+        "method",
+        "oracle",
+        "case",
+        "dtype",
+        "max rel err",
+        "cosine",
+        "tolerance",
+        "result",
+    ):
+        table.add_column(col, no_wrap=col in ("method", "case"))
+    oracles = {m.name: m.oracle for m in methods}
+    styles = {"passed": "green", "failed": "bold red", "error": "bold red", "skipped": "yellow"}
+    for r in results:
+        err = f"{r.max_rel_err:.1e}" if r.max_rel_err == r.max_rel_err else "—"
+        cos = f"{r.cosine:.9f}" if r.cosine == r.cosine else "—"
+        status = f"[{styles[r.status]}]{r.status}[/]"
+        if r.status != "passed":
+            status += f" {r.detail}"
+        table.add_row(
+            r.method, oracles[r.method], r.case, r.dtype, err, cos, f"{r.tolerance:.0e}", status
+        )
+    console.print(table)
+    failed = [r for r in results if r.counts_as_failure]
+    passed = not failed
+    if json_file is not None:
+        payload = {"passed": passed, "results": [r.to_json() for r in results]}
+        json_file.write_text(json.dumps(payload, indent=2))
+    counts = {
+        s: sum(r.status == s for r in results) for s in ("passed", "failed", "error", "skipped")
+    }
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    if not passed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())

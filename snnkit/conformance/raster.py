@@ -1,0 +1,225 @@
+"""Conformance cases for raster methods: gradients equal the BPTT oracle the method declares.
+
+Each case builds the method's network and the oracle's (``bptt`` or
+``bptt-detached-reset``), gives both the same random weights, feeds both the same random
+input (in one call or several chained calls with carried state), checks that the
+forward passes agree, then compares the gradients of one random linear functional of
+every layer's spikes and the readout with respect to every parameter and the input.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from snnkit.conformance.metrics import TOLERANCES, compare
+from snnkit.conformance.result import CaseResult
+from snnkit.errors import SnnkitError
+from snnkit.methods import GradientMethod
+from snnkit.neurons import IF, LIF
+from snnkit.reference.bptt import BPTT, DetachedResetBPTT
+from snnkit.surrogates import ATan, Exponential, FastSigmoid, Surrogate, Triangle
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+@dataclass(frozen=True)
+class RasterCase:
+    """One seeded network, input and loss."""
+
+    name: str
+    neuron: LIF = field(default_factory=lambda: LIF(tau_mem=5.0))
+    shape: str = "6-8-4"
+    steps: int = 30
+    batch: int = 3
+    recurrent: bool = False
+    chunks: int = 1
+    surrogate: Surrogate = field(default_factory=Exponential)
+    layer_options: dict[str, Any] = field(default_factory=dict)
+    input_rate: float = 0.3
+    weight_gain: float = 2.5
+
+    @property
+    def seed(self) -> int:
+        return zlib.crc32(self.name.encode())
+
+
+RASTER_CASES: tuple[RasterCase, ...] = (
+    RasterCase("single-layer"),
+    RasterCase("deep", shape="6-10-8-6-4"),
+    RasterCase("recurrent", recurrent=True),
+    RasterCase("chained-calls", chunks=3),
+    RasterCase("recurrent-chained", recurrent=True, chunks=2, neuron=LIF(tau_mem=5.0, tau_syn=3.0)),
+    RasterCase("T=1", steps=1, weight_gain=6.0),
+    RasterCase("T=100", steps=100, batch=2),
+    RasterCase("synaptic-current", neuron=LIF(tau_mem=5.0, tau_syn=2.0)),
+    RasterCase("if-neuron", neuron=IF(), weight_gain=1.5),
+    RasterCase("reset-zero", neuron=LIF(tau_mem=5.0, reset="zero")),
+    RasterCase("subtract-0.5", neuron=LIF(tau_mem=5.0, subtract=0.5)),
+    RasterCase(
+        "multi-spike", neuron=LIF(tau_mem=5.0, multi_spike=True, max_spikes=3), weight_gain=5.0
+    ),
+    RasterCase("fast-sigmoid", surrogate=FastSigmoid(slope=5.0)),
+    RasterCase("atan", surrogate=ATan()),
+    RasterCase("triangle", surrogate=Triangle(width=1.5)),
+    RasterCase(
+        "trainable-tau-threshold",
+        neuron=LIF(tau_mem=5.0, tau_syn=2.0),
+        layer_options={"train_tau": True, "train_threshold": True},
+    ),
+)
+
+
+def oracle_for(method: GradientMethod) -> GradientMethod:
+    """The reference method whose gradients ``method`` must reproduce."""
+    if method.oracle == "bptt":
+        return BPTT()
+    if method.oracle == "bptt-detached-reset":
+        return DetachedResetBPTT()
+    raise SnnkitError(
+        f"method '{method.name}' declares oracle '{method.oracle}', not a raster oracle"
+    )
+
+
+def _build(method: GradientMethod, case: RasterCase):
+    return method.network(
+        case.shape,
+        case.neuron,
+        recurrent=case.recurrent,
+        surrogate=case.surrogate,
+        **case.layer_options,
+    )
+
+
+def _randomise(net: torch.nn.Module, case: RasterCase, gen: torch.Generator) -> None:
+    """Weights ~ N(0, (gain * theta)^2 / fan_in), recurrent ones smaller; fixed by the case."""
+    theta = getattr(case.neuron, "threshold", 1.0)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("recurrent_weight"):
+                std = 0.5 * case.weight_gain * theta / math.sqrt(p.shape[1])
+            elif name.endswith("weight"):
+                std = case.weight_gain * theta / math.sqrt(p.shape[1])
+            else:
+                continue
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * std)
+
+
+def _run(
+    net, x: torch.Tensor, chunks: int, coefs
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Forward in ``chunks`` calls with carried state; returns loss, readout, hidden spikes."""
+    net.reset_state()
+    outs, hidden = [], None
+    for part in x.tensor_split(chunks, dim=0):
+        out = net(part)
+        outs.append(out.output)
+        hidden = (
+            [[h] for h in out.hidden_spikes]
+            if hidden is None
+            else [a + [h] for a, h in zip(hidden, out.hidden_spikes, strict=True)]
+        )
+    output = torch.cat(outs)
+    spikes = [torch.cat(h) for h in hidden]
+    c_out, c_hidden = coefs
+    loss = (output * c_out.to(output)).sum() + sum(
+        (s * c.to(s)).sum() for s, c in zip(spikes, c_hidden, strict=True)
+    )
+    return loss, output, spikes
+
+
+def _gradients(net, x, case, coefs):
+    x = x.detach().clone().requires_grad_(True)
+    loss, output, spikes = _run(net, x, case.chunks, coefs)
+    names = [n for n, p in net.named_parameters() if p.requires_grad]
+    params = [p for n, p in net.named_parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, [x, *params], allow_unused=True)
+    grads = [
+        torch.zeros_like(t) if g is None else g for g, t in zip(grads, [x, *params], strict=True)
+    ]
+    return output.detach(), [s.detach() for s in spikes], ["input", *names], grads
+
+
+def run_raster_case(
+    method: GradientMethod, case: RasterCase, dtype: str = "float64", device: str = "cpu"
+) -> CaseResult:
+    """Run one case; never raises for a method's failure (it is reported in the result)."""
+    tol = TOLERANCES["raster", dtype]
+    base = {
+        "method": method.name,
+        "case": case.name,
+        "dtype": dtype,
+        "device": device,
+        "tolerance": tol,
+    }
+    reason = method.supports(case.neuron)
+    if reason is not None:
+        return CaseResult.skip(base, reason)
+    oracle = oracle_for(method)
+    gen = torch.Generator().manual_seed(case.seed)
+    try:
+        net = _build(method, case)
+    except (SnnkitError, TypeError, NotImplementedError) as exc:
+        return CaseResult.skip(base, f"not offered by the method: {exc}")
+    ref = _build(oracle, case)
+    _randomise(net, case, gen)
+    try:
+        ref.load_state_dict(net.state_dict())
+    except RuntimeError as exc:
+        return CaseResult.error(
+            base,
+            f"parameters do not match the oracle's layout (weight, recurrent_weight, params.*): {exc}",
+        )
+    torch_dtype = DTYPES[dtype]
+    net.to(device, torch_dtype)
+    ref.to("cpu", torch_dtype)
+    n_in = int(case.shape.split("-")[0])
+    x = (
+        torch.rand(case.steps, case.batch, n_in, generator=gen, dtype=torch.float64)
+        < case.input_rate
+    ).to(torch_dtype)
+    sizes = [int(s) for s in case.shape.split("-")]
+    c_hidden = [
+        torch.randn(case.steps, case.batch, n, generator=gen, dtype=torch.float64)
+        for n in sizes[1:-1]
+    ]
+    coefs = (
+        torch.randn(case.steps, case.batch, sizes[-1], generator=gen, dtype=torch.float64),
+        c_hidden,
+    )
+
+    try:
+        out, spikes, names, grads = _gradients(net, x.to(device), case, coefs)
+    except Exception as exc:  # the method crashed: a failure of the method, reported
+        return CaseResult.error(base, f"{type(exc).__name__}: {exc}")
+    ref_out, ref_spikes, ref_names, ref_grads = _gradients(ref, x, case, coefs)
+    if names != ref_names:
+        return CaseResult.error(base, f"parameters {names} differ from the oracle's {ref_names}")
+    activity = [s.mean().item() for s in ref_spikes]
+    if any(a == 0.0 for a in activity) or all(a >= 1.0 for a in activity):
+        return CaseResult.error(
+            base, f"degenerate case (spike rates {activity}); the suite needs adjusting"
+        )
+    for k, (s, r) in enumerate(zip(spikes, ref_spikes, strict=True)):
+        if not torch.equal(s.cpu(), r):
+            flips = (s.cpu() != r).sum().item()
+            return CaseResult.fail(base, f"forward differs: layer {k} has {flips} different spikes")
+    fwd = compare([out.cpu()], [ref_out])
+    if fwd.max_rel_err > tol:
+        return CaseResult.fail(base, f"forward readout differs by {fwd.max_rel_err:.2e} (relative)")
+    cmp = compare([g.cpu() for g in grads], ref_grads)
+    worst = max(
+        (
+            (n, compare([g.cpu()], [r]).max_rel_err)
+            for n, g, r in zip(names, grads, ref_grads, strict=True)
+        ),
+        key=lambda item: item[1],
+    )
+    detail = (
+        f"worst: {worst[0]} ({worst[1]:.1e}); spike rates {', '.join(f'{a:.2f}' for a in activity)}"
+    )
+    return CaseResult.from_comparison(base, cmp, detail)

@@ -1,0 +1,65 @@
+"""The outcome of one conformance case."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from snnkit.conformance.metrics import Comparison
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """``status`` is passed | failed | skipped (method does not offer it) | error (crashed)."""
+
+    method: str
+    case: str
+    dtype: str
+    device: str
+    tolerance: float
+    status: str
+    max_rel_err: float = math.nan
+    cosine: float = math.nan
+    norm_ratio: float = math.nan
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def counts_as_failure(self) -> bool:
+        return self.status in ("failed", "error")
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["passed"] = self.passed
+        for key in ("max_rel_err", "cosine", "norm_ratio"):
+            if not math.isfinite(out[key]):
+                out[key] = None
+        return out
+
+    @classmethod
+    def from_comparison(cls, base: dict, cmp: Comparison, detail: str = "") -> CaseResult:
+        ok = cmp.max_rel_err <= base["tolerance"]
+        return cls(
+            **base,
+            status="passed" if ok else "failed",
+            max_rel_err=cmp.max_rel_err,
+            cosine=cmp.cosine,
+            norm_ratio=cmp.norm_ratio,
+            detail=detail,
+        )
+
+    @classmethod
+    def skip(cls, base: dict, why: str) -> CaseResult:
+        return cls(**base, status="skipped", detail=why)
+
+    @classmethod
+    def fail(cls, base: dict, why: str) -> CaseResult:
+        return cls(**base, status="failed", detail=why)
+
+    @classmethod
+    def error(cls, base: dict, why: str) -> CaseResult:
+        return cls(**base, status="error", detail=why)

@@ -1,0 +1,106 @@
+"""Deliberately broken gradient methods: the conformance suite must fail each of them.
+
+Every one computes the correct forward pass and a gradient that is wrong in one
+specific, plausible way. Importable as a plugin module too (hooks at the bottom).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from snnkit import hookimpl
+from snnkit.reference.bptt import BPTT, BPTTLayer
+from snnkit.surrogates import Surrogate
+
+
+class _FlipGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+class _ShiftGradInTime(torch.autograd.Function):
+    """Identity forward; the gradient of step t is taken from step t + 1 (off by one)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        shifted = torch.zeros_like(g)
+        shifted[:-1] = g[1:]
+        return shifted
+
+
+@dataclass(frozen=True)
+class _Wider(Surrogate):
+    """The same surrogate stretched 20 % wider (same area): a wrong surrogate width."""
+
+    name = "wider"
+    inner: Surrogate
+
+    def __call__(self, v, theta):
+        return self.inner(theta + (v - theta) / 1.2, theta) / 1.2
+
+    def cuda_body(self) -> str:  # pragma: no cover - never compiled
+        raise NotImplementedError
+
+
+class SignFlipLayer(BPTTLayer):
+    def dynamics(self, current, state):
+        spikes, state = super().dynamics(current, state)
+        return _FlipGrad.apply(spikes), state
+
+
+class OffByOneLayer(BPTTLayer):
+    def dynamics(self, current, state):
+        return super().dynamics(_ShiftGradInTime.apply(current), state)
+
+
+class WrongWidthLayer(BPTTLayer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.surrogate = _Wider(self.surrogate)
+
+
+def _method(name: str, layer_cls=BPTTLayer, **defaults):
+    class Broken(BPTT):
+        def layer(
+            self, neuron, in_features, out_features, *, recurrent=False, surrogate=None, **options
+        ):
+            self.check(neuron)
+            return layer_cls(
+                neuron,
+                in_features,
+                out_features,
+                recurrent=recurrent,
+                surrogate=surrogate,
+                **{**defaults, **options},
+            )
+
+    Broken.name = name
+    Broken.summary = f"deliberately broken: {name}"
+    Broken.__name__ = Broken.__qualname__ = name.title().replace("-", "")
+    return Broken()
+
+
+BROKEN = {
+    "sign-flip": _method("broken-sign-flip", SignFlipLayer),
+    # claims the reset gradient flows through (oracle bptt) but detaches it
+    "dropped-reset": _method("broken-dropped-reset", BPTTLayer, reset_grad="detached"),
+    "off-by-one": _method("broken-off-by-one", OffByOneLayer),
+    "wrong-width": _method("broken-wrong-width", WrongWidthLayer),
+}
+
+
+@hookimpl
+def snnkit_register_gradients(register):
+    for method in BROKEN.values():
+        register(method)

@@ -1,0 +1,142 @@
+"""The conformance suite: BPTT passes, every deliberately broken method fails."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from broken_methods import BROKEN
+from typer.testing import CliRunner
+
+import snnkit
+from snnkit.cli import app
+from snnkit.conformance import case_names, check, compare, run_case
+from snnkit.errors import SnnkitError
+from snnkit.reference.bptt import BPTT, DetachedResetBPTT
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("method", [BPTT(), DetachedResetBPTT()], ids=lambda m: m.name)
+def test_reference_methods_pass(method, dtype):
+    results = check(method, [dtype])
+    assert len(results) == len(case_names(method)) >= 12
+    bad = [(r.case, r.status, r.detail) for r in results if not r.passed]
+    assert not bad
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind", list(BROKEN))
+def test_broken_methods_fail(kind, dtype):
+    results = check(BROKEN[kind], [dtype])
+    assert not any(r.status == "error" for r in results), [
+        r.detail for r in results if r.status == "error"
+    ]
+    failed = [r for r in results if r.status == "failed"]
+    # the break must show in (nearly) every case, and by far more than the tolerance
+    assert len(failed) >= len(results) - 1, [(r.case, r.max_rel_err) for r in results if r.passed]
+    assert all(r.max_rel_err > 100 * r.tolerance for r in failed)
+
+
+def test_detached_reset_is_not_an_oracle_for_a_through_method():
+    """BPTT checked against the detached oracle must fail: the two oracles differ."""
+    through = BPTT()
+    through_as_detached = type(
+        "Mislabelled", (BPTT,), {"name": "x", "oracle": "bptt-detached-reset"}
+    )()
+    assert run_case(through, "single-layer").passed
+    assert run_case(through_as_detached, "single-layer").status == "failed"
+
+
+def test_compare_metrics():
+    import torch
+
+    ref = [torch.tensor([1.0, -2.0, 0.0]), torch.tensor([4.0])]
+    assert compare(ref, ref).max_rel_err == 0.0 and compare(ref, ref).cosine == pytest.approx(1.0)
+    off = [torch.tensor([1.0, -2.0, 0.2]), torch.tensor([4.0])]
+    assert compare(off, ref).max_rel_err == pytest.approx(0.1)  # 0.2 / max|ref| = 0.2 / 2
+    assert compare([-r for r in ref], ref).cosine == pytest.approx(-1.0)
+    assert compare([2 * r for r in ref], ref).norm_ratio == pytest.approx(2.0)
+    nan_ref = [torch.tensor([1.0, math.nan])]
+    assert (
+        compare([torch.tensor([1.0, 5.0])], nan_ref).max_rel_err == 0.0
+    )  # refused entries ignored
+    assert (
+        compare([torch.tensor([math.nan, 1.0])], [torch.tensor([1.0, 1.0])]).max_rel_err == math.inf
+    )
+
+
+def test_unknown_case_and_dtype():
+    with pytest.raises(SnnkitError, match="no conformance case"):
+        run_case(BPTT(), "nope")
+    with pytest.raises(SnnkitError, match="dtype"):
+        run_case(BPTT(), "single-layer", "float16")
+
+
+def test_cli_json_and_exit_codes(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "c.json"
+    result = runner.invoke(app, ["conformance", "--grad", "bptt", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["passed"] is True
+    keys = {"method", "case", "dtype", "device", "max_rel_err", "cosine", "tolerance", "passed"}
+    assert data["results"] and all(keys <= set(r) for r in data["results"])
+    assert runner.invoke(app, ["conformance", "--grad", "nope"]).exit_code == 2
+    assert runner.invoke(app, ["conformance", "--dtype", "float16"]).exit_code == 2
+
+
+def test_cli_exits_1_when_a_plugin_method_fails(tmp_path, monkeypatch):
+    """A broken method installed as a plugin (through a real entry point) fails the command."""
+    from fixtures.distributions import write_distribution
+
+    import snnkit.registry
+
+    source = (Path(__file__).parent / "broken_methods.py").read_text()
+    write_distribution(tmp_path, "snnkit-broken", "0.1", source, {"broken": "snnkit_broken"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(snnkit.registry, "_REGISTRY", None)
+    out = tmp_path / "c.json"
+    result = CliRunner().invoke(
+        app, ["conformance", "--grad", "broken-sign-flip", "--json", str(out)]
+    )
+    monkeypatch.setattr(snnkit.registry, "_REGISTRY", None)
+    sys.modules.pop("snnkit_broken", None)
+    assert result.exit_code == 1, result.output
+    assert json.loads(out.read_text())["passed"] is False
+
+
+def _pytest_plugin_args() -> list[str]:
+    installed = any(ep.name == "snnkit" for ep in metadata.entry_points(group="pytest11"))
+    return [] if installed else ["-p", "snnkit.conformance.pytest_plugin"]
+
+
+def test_pytest_plugin_runs_the_suite(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pyargs",
+        "snnkit.conformance",
+        "--snnkit-grad",
+        "bptt",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(tmp_path),
+        *_pytest_plugin_args(),
+    ]
+    root = str(Path(snnkit.__file__).resolve().parents[1])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{len(case_names(BPTT()))} passed" in proc.stdout
