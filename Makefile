@@ -19,10 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/snnkit run
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -m "not gpu"
+# the example third-party plugin, installed like any plugin, so the tests see its entry point
+EXAMPLE := $(VENV)/.example-installed
+$(EXAMPLE): $(STAMP) examples/snnkit-checkpointed-bptt/pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e examples/snnkit-checkpointed-bptt
+	touch $(EXAMPLE)
 
-test-fast: $(STAMP)
+test: $(EXAMPLE)
+	SNNKIT_REQUIRE_EXAMPLE=1 $(BIN)/python -m pytest -m "not gpu"
+
+test-fast: $(EXAMPLE)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -214,12 +214,14 @@ class SpikingLayer(nn.Module):
             return self.state
         return LIFState.zeros(batch, self.out_features, self.params.tau_syn is not None, x)
 
+    def synaptic_current(self, x: torch.Tensor) -> torch.Tensor:
+        """``x[T, B, in] @ weight.T (+ bias)``: the feed-forward input current of each step."""
+        current = torch.matmul(x, self.weight.t())
+        return current if self.bias is None else current + self.bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_raster(x, f"input of {type(self).__name__}", self.in_features)
-        current = torch.matmul(x, self.weight.t())
-        if self.bias is not None:
-            current = current + self.bias
-        spikes, self.state = self.dynamics(current, self.initial_state(x))
+        spikes, self.state = self.dynamics(self.synaptic_current(x), self.initial_state(x))
         return spikes
 
     @abstractmethod

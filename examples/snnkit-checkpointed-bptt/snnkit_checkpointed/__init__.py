@@ -1,0 +1,5 @@
+"""Example snnkit plugin: BPTT whose autograd graph is kept only at segment boundaries."""
+
+from snnkit_checkpointed.method import CheckpointedBPTT, CheckpointedLayer
+
+__all__ = ["CheckpointedBPTT", "CheckpointedLayer"]
