@@ -27,9 +27,11 @@ def snnkit_register_surrogates(register):
 @hookimpl
 def snnkit_register_gradients(register):
     from snnkit.reference.bptt import BPTT, DetachedResetBPTT
+    from snnkit.reference.exact_autograd import ExactAutograd
 
     register(BPTT())
     register(DetachedResetBPTT())
+    register(ExactAutograd())
 
 
 @hookimpl

@@ -108,7 +108,7 @@ class Events:
             )
         finite = t[torch.isfinite(t)]
         if finite.numel():
-            lo, hi = float(finite.min()), float(finite.max())
+            lo, hi = float(finite.detach().min()), float(finite.detach().max())
             if lo < 0:
                 raise SnnkitError(
                     f"Events.times contains a negative spike time ({lo}); times must lie in "

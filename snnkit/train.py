@@ -177,6 +177,11 @@ class Trainer:
         self.config = config = config.resolved(dict(spec.defaults))
         config.validate()
         self.method = reg.gradient(config.grad)
+        if self.method.representation != "raster":
+            raise SnnkitError(
+                f"--grad {config.grad} is an event method; snnkit run trains raster methods only "
+                f"so far. Check it with: snnkit conformance --grad {config.grad}"
+            )
         self.neuron = reg.neuron(config.neuron, dt=config.dt, **config.neuron_options)
         self.method.check(self.neuron)
         self.loss = reg.loss(config.loss)

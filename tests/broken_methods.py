@@ -104,3 +104,41 @@ BROKEN = {
 def snnkit_register_gradients(register):
     for method in BROKEN.values():
         register(method)
+
+
+# --- event methods --------------------------------------------------------------------------
+
+
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, factor):
+        ctx.factor = factor
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.factor, None
+
+
+def _event_method(name: str, factor: float):
+    from snnkit.reference.exact_autograd import EventOutput, ExactAutograd, ExactEventNetwork
+
+    class BrokenNetwork(ExactEventNetwork):
+        def forward(self, inputs):
+            out = super().forward(inputs)
+            return EventOutput([_ScaleGrad.apply(t, factor) for t in out.spikes], out.readout)
+
+    class BrokenEvents(ExactAutograd):
+        def network(self, *args, **kwargs):
+            net = super().network(*args, **kwargs)
+            net.__class__ = BrokenNetwork
+            return net
+
+    BrokenEvents.name = name
+    return BrokenEvents()
+
+
+BROKEN_EVENTS = {
+    "sign-flip": _event_method("broken-events-sign-flip", -1.0),
+    "one-percent": _event_method("broken-events-one-percent", 1.01),
+}

@@ -11,13 +11,15 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from broken_methods import BROKEN
+import torch
+from broken_methods import BROKEN, BROKEN_EVENTS
 from typer.testing import CliRunner
 
 import snnkit
 from snnkit.cli import app
 from snnkit.conformance import case_names, check, compare, run_case
 from snnkit.errors import SnnkitError
+from snnkit.neurons import LIF
 from snnkit.reference.bptt import BPTT, DetachedResetBPTT
 
 
@@ -54,8 +56,6 @@ def test_detached_reset_is_not_an_oracle_for_a_through_method():
 
 
 def test_compare_metrics():
-    import torch
-
     ref = [torch.tensor([1.0, -2.0, 0.0]), torch.tensor([4.0])]
     assert compare(ref, ref).max_rel_err == 0.0 and compare(ref, ref).cosine == pytest.approx(1.0)
     off = [torch.tensor([1.0, -2.0, 0.2]), torch.tensor([4.0])]
@@ -140,3 +140,47 @@ def test_pytest_plugin_runs_the_suite(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{len(case_names(BPTT()))} passed" in proc.stdout
+
+
+# --- event methods -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_exact_autograd_matches_finite_differences(dtype):
+    from snnkit.reference.exact_autograd import ExactAutograd
+
+    results = check(ExactAutograd(), [dtype])
+    assert len(results) >= 8
+    bad = [(r.case, r.status, r.detail) for r in results if not r.passed]
+    assert not bad
+    # well inside the tolerance: what remains is finite-difference noise (~eps/h = 1e-10 relative
+    # to the loss, measured <= 4e-8 relative to the gradients)
+    if dtype == "float64":
+        assert max(r.max_rel_err for r in results) < 0.1 * results[0].tolerance
+
+
+@pytest.mark.parametrize("kind", list(BROKEN_EVENTS))
+def test_broken_event_methods_fail(kind):
+    results = check(BROKEN_EVENTS[kind], ["float64"])
+    assert results and all(r.status == "failed" for r in results), [
+        (r.case, r.status) for r in results
+    ]
+
+
+def test_event_cases_are_away_from_critical_points():
+    """Every event case's draw passes the criticality screen and exercises spikes in every layer."""
+    from snnkit.conformance.events import EVENT_CASES, reference_draw
+    from snnkit.reference.exact_autograd import exact_neuron
+    from snnkit.reference.finite_differences import critical_points
+
+    for case in EVENT_CASES:
+        _, inputs, result = reference_draw(case)
+        assert critical_points(result, inputs, exact_neuron(case.neuron), case.duration) == []
+        assert all(int(torch.isfinite(e.times).sum()) >= 2 for e in result.spikes)
+
+
+def test_event_method_unsupported_neuron_is_skipped():
+    from snnkit.reference.exact_autograd import ExactAutograd
+
+    assert ExactAutograd().supports(LIF(tau_mem=10.0)) is not None  # no synaptic current
+    assert ExactAutograd().supports(LIF(tau_mem=10.0, tau_syn=5.0)) is None

@@ -20,7 +20,7 @@ from snnkit.reference.bptt import BPTT, BPTTLayer, DetachedResetBPTT
 from snnkit.registry import get_registry, load_registry, reload_registry
 from snnkit.surrogates import ATan, Surrogate
 
-BUILTIN_GRADIENTS = {"bptt", "bptt-detached-reset"}
+BUILTIN_GRADIENTS = {"bptt", "bptt-detached-reset", "exact-autograd"}
 BUILTIN_NEURONS = {"lif", "if", "li"}
 BUILTIN_SURROGATES = {"exponential", "fast_sigmoid", "atan", "gaussian", "triangle", "rectangle"}
 BUILTIN_LOSSES = {
