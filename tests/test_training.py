@@ -71,7 +71,7 @@ def test_checkpoint_with_other_settings_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("grad", ["bptt"])
+@pytest.mark.parametrize("grad", ["bptt", "exodus"])
 def test_default_yinyang_recipe_reaches_95_percent(tmp_path, grad):
     """Acceptance: the default `snnkit run` recipe (Yin-Yang, 30 epochs) reaches >= 95 % test accuracy."""
     torch.set_num_threads(2)
