@@ -1,0 +1,391 @@
+"""The EXODUS CUDA kernels: they compile (nvcc, CI), match the torch scan (host emulation,
+CI; a real GPU with ``-m gpu``) and pass the conformance suite on device="cuda"."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from snnkit_exodus import Exodus, cuda, scan
+
+from snnkit import kernels
+from snnkit.conformance import case_names, run_case
+from snnkit.errors import SnnkitError
+from snnkit.surrogates import BUILTIN_SURROGATES, Exponential, Gaussian, Rectangle
+
+NVCC = shutil.which("nvcc")
+PTXAS = shutil.which("ptxas")
+CXX = shutil.which("g++") or shutil.which("c++")
+KERNELS = ("exodus_forward", "exodus_backward")
+NEEDS = (
+    {"alpha": True, "beta": True, "theta": True},
+    {"alpha": False, "beta": False, "theta": False},
+)
+TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
+
+
+# --- plumbing, no CUDA needed ----------------------------------------------------------
+
+
+def test_importing_the_kernels_never_imports_cupy():
+    code = "import sys, snnkit.kernels, snnkit_exodus.cuda; assert 'cupy' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ctype_and_read_source():
+    assert kernels.ctype(torch.float32) == "float" and kernels.ctype(torch.float64) == "double"
+    with pytest.raises(SnnkitError, match="float32 or float64"):
+        kernels.ctype(torch.float16)
+    source = kernels.read_source("snnkit_exodus", "kernels/exodus.cu")
+    assert all(f"__global__ void {name}(" in source for name in KERNELS)
+    assert isinstance(kernels.cupy_available(), bool)
+
+
+# --- nvcc: every surrogate's kernels compile for sm_80 and sm_90 --------------------------
+
+
+def _combined_source() -> str:
+    """All built-in surrogates' kernel sources (one namespace each) and the forward-only one,
+    each instantiated for float and double (taking the address instantiates a template)."""
+
+    def instantiate(names) -> str:
+        refs = ", ".join(f"(void*)&{n}<{t}>" for n in names for t in ("float", "double"))
+        return f"[[maybe_unused]] void* const instances[] = {{{refs}}};\n"
+
+    parts = [
+        f"namespace s_{cls.name} {{\n{cuda.backward_source(cls())}\n{instantiate(KERNELS)}}}\n"
+        for cls in BUILTIN_SURROGATES
+    ]
+    parts.append(f"namespace fwd {{\n{cuda.forward_source()}\n{instantiate(KERNELS[:1])}}}\n")
+    return "\n".join(parts)
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_kernels_compile_with_nvcc(arch, tmp_path):
+    src = tmp_path / "exodus_all.cu"
+    src.write_text(_combined_source())
+    ptx = tmp_path / "exodus_all.ptx"
+    cmd = [NVCC, "--ptx", f"-arch={arch}", "--std=c++17", *cuda._OPTIONS, "-Werror", "all-warnings"]
+    done = subprocess.run([*cmd, "-o", str(ptx), str(src)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    entries = [line for line in ptx.read_text().splitlines() if ".entry" in line]
+    # 6 surrogates x 2 kernels x 2 dtypes, plus the forward-only build's 2
+    assert len(entries) == 4 * len(BUILTIN_SURROGATES) + 2
+    if PTXAS is not None:  # assemble too: catches what only ptxas sees
+        done = subprocess.run(
+            [PTXAS, f"-arch={arch}", "-o", str(tmp_path / "exodus_all.cubin"), str(ptx)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+
+
+# --- shared inputs and comparison ----------------------------------------------------------
+
+
+def _inputs(dtype, device, *, synaptic, multi, m_is_theta, steps=50, batch=4, neurons=33):
+    gen = torch.Generator().manual_seed(1234 + 2 * synaptic + 4 * multi + 8 * m_is_theta)
+
+    def rand(*shape, lo=-1.0, hi=1.0):
+        x = torch.rand(*shape, generator=gen, dtype=torch.float64) * (hi - lo) + lo
+        return x.to(device, dtype)
+
+    theta = rand(neurons, lo=0.5, hi=1.5)
+    fwd = {
+        "current": rand(steps, batch, neurons, lo=-0.6, hi=1.4),
+        "v0": rand(batch, neurons),
+        "i0": rand(batch, neurons) if synaptic else None,
+        "a0": (rand(batch, neurons) > 0).to(dtype),
+        "alpha": rand(neurons, lo=0.7, hi=1.0),
+        "beta": rand(neurons, lo=0.4, hi=0.9) if synaptic else None,
+        "theta": theta,
+        "m": theta if m_is_theta else torch.full_like(theta, 0.6),
+        "w_rec": None,
+        "max_spikes": 3 if multi else None,
+        "multi": multi,
+    }
+    grads = {
+        "grad_spikes": rand(steps, batch, neurons),
+        "g_vpost": rand(batch, neurons),
+        "g_i": rand(batch, neurons) if synaptic else None,
+        "g_a": None,  # feed-forward: the final spikes feed nothing (see test_final_spike_gradient)
+    }
+    return fwd, grads
+
+
+def _reverse(module, fwd, grads, v_all, surrogate, need, m_is_theta):
+    return module.reverse_scan(
+        v_all,
+        grads["grad_spikes"],
+        grads["g_vpost"],
+        grads["g_i"],
+        grads["g_a"],
+        fwd["v0"],
+        fwd["i0"],
+        fwd["a0"],
+        fwd["alpha"],
+        fwd["beta"],
+        fwd["theta"],
+        fwd["m"],
+        None,
+        surrogate,
+        fwd["max_spikes"],
+        fwd["multi"],
+        need,
+        m_is_theta,
+    )
+
+
+def _assert_close(got, ref, tol, what):
+    if ref is None:
+        assert got is None, what
+        return
+    got = got.detach().cpu()
+    assert got.shape == ref.shape and got.dtype == ref.dtype, what
+    scale = max(ref.abs().max().item(), 1.0)
+    err = (got - ref).abs().max().item() / scale
+    assert err <= tol, f"{what}: relative error {err:.3g} > {tol:g}"
+
+
+def _check_against_scan(dtype, device, *, synaptic, multi, m_is_theta, need, surrogate):
+    """cuda.forward_scan/reverse_scan on ``device`` equal the torch scan on CPU copies."""
+    fwd, grads = _inputs(dtype, device, synaptic=synaptic, multi=multi, m_is_theta=m_is_theta)
+    cpu = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in fwd.items()}
+    cpu_grads = {k: None if v is None else v.cpu() for k, v in grads.items()}
+    tol = TOL[dtype]
+    v_all, a_all, final = cuda.forward_scan(**fwd)
+    ref_v, ref_a, ref_final = scan.forward_scan(**cpu)
+    _assert_close(v_all, ref_v, tol, "v")
+    _assert_close(a_all, ref_a, tol, "spikes")
+    for name, got, ref in zip(("vpost", "i", "a"), final, ref_final, strict=True):
+        _assert_close(got, ref, tol, f"final {name}")
+    assert multi or set(ref_a.unique().tolist()) == {0.0, 1.0}  # the data does spike
+
+    # the backward from the same saved membrane (the kernel's), to isolate it
+    v_ref_in = v_all.detach().cpu()
+    got = _reverse(cuda, fwd, grads, v_all, surrogate, need, m_is_theta)
+    ref = _reverse(scan, cpu, cpu_grads, v_ref_in, surrogate, need, m_is_theta)
+    assert got.keys() == ref.keys()
+    for key in ref:
+        _assert_close(got[key], ref[key], tol, f"grad {key}")
+
+
+# --- host emulation: the .cu sources compiled by a C++ compiler, driven through cuda.py ------
+
+_PRELUDE = """\
+#include <cmath>
+#include <cstddef>
+#include <utility>
+using std::exp; using std::fabs; using std::floor; using std::fmax;
+#define __host__
+#define __device__
+#define __global__
+#define __forceinline__ inline
+struct snnkit_dim3 { unsigned x = 0, y = 0, z = 0; };
+static snnkit_dim3 blockIdx, threadIdx, blockDim;
+"""
+
+_LAUNCHER = """
+template <typename... A, std::size_t... I>
+static void snnkit_unpack(void (*f)(A...), void** args, std::index_sequence<I...>) {
+    f(*static_cast<A*>(args[I])...);
+}
+template <typename... A>
+static constexpr unsigned snnkit_arity(void (*)(A...)) { return sizeof...(A); }
+template <typename... A>
+static void snnkit_call(void (*f)(A...), void** args) {
+    snnkit_unpack(f, args, std::index_sequence_for<A...>{});
+}
+extern "C" unsigned snnkit_arguments() { return snnkit_arity(&KERNEL); }
+extern "C" void snnkit_run(unsigned grid, unsigned block, void** args) {
+    blockDim.x = block;
+    for (unsigned b = 0; b < grid; ++b) {
+        for (unsigned t = 0; t < block; ++t) {
+            blockIdx.x = b;
+            threadIdx.x = t;
+            snnkit_call(&KERNEL, args);
+        }
+    }
+}
+"""
+
+
+class _HostKernel:
+    """Runs a kernel's threads one after another on the CPU, args marshalled like CUDA's."""
+
+    def __init__(self, library: ctypes.CDLL, dtype: torch.dtype) -> None:
+        self.library, self.dtype = library, dtype
+        library.snnkit_arguments.restype = ctypes.c_uint
+
+    def __call__(self, grid, block, args, stream=None) -> None:
+        assert len(args) == self.library.snnkit_arguments(), "wrong number of kernel arguments"
+        scalar = ctypes.c_float if self.dtype == torch.float32 else ctypes.c_double
+        values = []
+        for arg in args:
+            if isinstance(arg, torch.Tensor):
+                assert arg.is_contiguous() and arg.dtype == self.dtype
+                values.append(ctypes.c_void_p(arg.data_ptr()))
+            elif arg is None:
+                values.append(ctypes.c_void_p(None))
+            elif isinstance(arg, int):
+                values.append(ctypes.c_int(arg))
+            else:
+                values.append(scalar(arg))
+        pointers = (ctypes.c_void_p * len(values))(
+            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values]
+        )
+        self.library.snnkit_run(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), pointers)
+
+
+@pytest.fixture(scope="module")
+def host_kernels(tmp_path_factory):
+    """A stand-in for :func:`snnkit.kernels.compile_kernel` building host libraries."""
+    if CXX is None:
+        pytest.skip("no C++ compiler")
+    build, cache = tmp_path_factory.mktemp("exodus_host"), {}
+
+    def compile_kernel(source, name, dtype, options=()):
+        key = (hashlib.sha256(source.encode()).hexdigest()[:16], name, kernels.ctype(dtype))
+        if key not in cache:
+            launcher = _LAUNCHER.replace("KERNEL", f"{name}<{key[2]}>")
+            stem = build / "_".join(key)
+            Path(f"{stem}.cpp").write_text(_PRELUDE + source + launcher)
+            done = subprocess.run(
+                [CXX, "-std=c++17", "-O1", "-ffp-contract=off", "-shared", "-fPIC"]
+                + [f"{stem}.cpp", "-o", f"{stem}.so"],
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == 0, done.stderr
+            cache[key] = _HostKernel(ctypes.CDLL(f"{stem}.so"), dtype)
+        return cache[key]
+
+    return compile_kernel
+
+
+@pytest.mark.parametrize("need", NEEDS, ids=["need-all", "need-none"])
+@pytest.mark.parametrize("m_is_theta", [True, False], ids=["m=theta", "m-fixed"])
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "multi"])
+@pytest.mark.parametrize("synaptic", [False, True], ids=["plain", "synaptic"])
+def test_host_emulation_matches_scan(host_kernels, monkeypatch, synaptic, multi, m_is_theta, need):
+    monkeypatch.setattr(kernels, "compile_kernel", host_kernels)
+    for dtype in (torch.float64, torch.float32):
+        _check_against_scan(
+            dtype,
+            "cpu",
+            synaptic=synaptic,
+            multi=multi,
+            m_is_theta=m_is_theta,
+            need=need,
+            surrogate=Exponential(),
+        )
+
+
+@pytest.mark.parametrize("surrogate", [Gaussian(sigma=0.3), Rectangle(width=0.8)], ids=str)
+def test_host_emulation_other_surrogates(host_kernels, monkeypatch, surrogate):
+    monkeypatch.setattr(kernels, "compile_kernel", host_kernels)
+    _check_against_scan(
+        torch.float64,
+        "cpu",
+        synaptic=True,
+        multi=False,
+        m_is_theta=True,
+        need=NEEDS[0],
+        surrogate=surrogate,
+    )
+
+
+def test_final_spike_gradient(host_kernels, monkeypatch):
+    """A gradient on the final spikes a_{T-1} acts like one on the last step's spikes."""
+    monkeypatch.setattr(kernels, "compile_kernel", host_kernels)
+    fwd, grads = _inputs(torch.float64, "cpu", synaptic=True, multi=False, m_is_theta=True)
+    v_all = cuda.forward_scan(**fwd)[0]
+    g_a = torch.randn_like(fwd["v0"])
+    moved = dict(grads, grad_spikes=grads["grad_spikes"].clone())
+    moved["grad_spikes"][-1] += g_a
+    got = _reverse(cuda, fwd, dict(grads, g_a=g_a), v_all, Exponential(), NEEDS[0], True)
+    ref = _reverse(cuda, fwd, moved, v_all, Exponential(), NEEDS[0], True)
+    for key in ref:
+        _assert_close(got[key], ref[key], 1e-14, key)
+
+
+# --- on a GPU (pytest -m gpu) -----------------------------------------------------------------
+
+
+def _require_gpu() -> None:
+    pytest.importorskip("cupy")
+    if not torch.cuda.is_available() or not cuda.available():
+        pytest.skip("needs a CUDA device")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("need", NEEDS, ids=["need-all", "need-none"])
+@pytest.mark.parametrize("m_is_theta", [True, False], ids=["m=theta", "m-fixed"])
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "multi"])
+@pytest.mark.parametrize("synaptic", [False, True], ids=["plain", "synaptic"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_gpu_matches_scan(dtype, synaptic, multi, m_is_theta, need):
+    _require_gpu()
+    _check_against_scan(
+        dtype,
+        "cuda",
+        synaptic=synaptic,
+        multi=multi,
+        m_is_theta=m_is_theta,
+        need=need,
+        surrogate=Exponential(),
+    )
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("surrogate", [cls() for cls in BUILTIN_SURROGATES], ids=str)
+def test_gpu_every_surrogate(surrogate):
+    _require_gpu()
+    for dtype in (torch.float32, torch.float64):
+        _check_against_scan(
+            dtype,
+            "cuda",
+            synaptic=True,
+            multi=False,
+            m_is_theta=True,
+            need=NEEDS[0],
+            surrogate=surrogate,
+        )
+
+
+@pytest.mark.gpu
+def test_gpu_compile_cache():
+    _require_gpu()
+    source = cuda.forward_source()
+    first = kernels.compile_kernel(source, "exodus_forward", torch.float32, cuda._OPTIONS)
+    assert kernels.compile_kernel(source, "exodus_forward", torch.float32, cuda._OPTIONS) is first
+    other = kernels.compile_kernel(source, "exodus_forward", torch.float64, cuda._OPTIONS)
+    assert other is not first and other.dtype == torch.float64
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gpu_conformance(dtype, monkeypatch):
+    _require_gpu()
+    calls = []
+    original = cuda.reverse_scan
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cuda, "reverse_scan", counting)
+    failures = []
+    for name in case_names(Exodus()):
+        result = run_case(Exodus(), name, dtype, "cuda")
+        if result.status != "skipped" and not result.passed:
+            failures.append((name, result.status, result.detail))
+    assert not failures
+    assert calls, "the CUDA kernels never ran"
