@@ -75,6 +75,9 @@ def reverse_scan(
     ``m_is_theta``: the reset subtracts the (trainable) threshold, so theta also enters there.
     """
     if w_rec is None:
+        if g_a is not None:  # the carried last spikes are the last output spikes
+            grad_spikes = grad_spikes.clone()
+            grad_spikes[-1] += g_a
         return _reverse_scan_feedforward(
             v_all,
             grad_spikes,

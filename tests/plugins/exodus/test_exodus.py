@@ -83,3 +83,25 @@ def test_registered_through_its_entry_point_when_installed():
     entry = registry.entry("gradient", "exodus")
     assert entry.plugin.distribution == "snnkit" and entry.plugin.module == "snnkit_exodus.plugin"
     assert default_method(registry) == "exodus"
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_gradient_through_the_carried_state_matches_bptt(recurrent):
+    """A loss on the returned state (v, i, a) backpropagates like BPTT's."""
+    torch.manual_seed(3)
+    neuron = LIF(tau_mem=5.0, tau_syn=3.0)
+    ours = Exodus().layer(neuron, 6, 7, recurrent=recurrent, weight_gain=3.0).double()
+    ref = BPTT().layer(neuron, 6, 7, recurrent=recurrent, weight_gain=3.0).double()
+    ref.load_state_dict(ours.state_dict())
+    x = (torch.rand(20, 3, 6, dtype=torch.float64) < 0.4).double()
+    c = torch.randn(3, 3, 7, dtype=torch.float64)
+    grads = []
+    for layer in (ours, ref):
+        layer.reset_state()
+        spikes = layer(x)
+        st = layer.state
+        loss = (spikes.sum(0) * c[0]).sum() + (st.v * c[1]).sum() + (st.i * c[2]).sum() + st.a.sum()
+        grads.append(torch.autograd.grad(loss, list(layer.parameters())))
+    assert ours.state.a.sum() > 0
+    for g, r in zip(*grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-12)
