@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from snnkit.conformance.metrics import TOLERANCES, compare
+from snnkit.conformance.metrics import compare, worst_tensor
 from snnkit.conformance.result import CaseResult
 from snnkit.errors import SnnkitError
 from snnkit.events import Events
@@ -161,14 +161,7 @@ def run_event_case(
     method: GradientMethod, case: EventCase, dtype: str = "float64", device: str = "cpu"
 ) -> CaseResult:
     """Run one case; a method's failure is reported in the result, never raised."""
-    tol = TOLERANCES["events", dtype]
-    base = {
-        "method": method.name,
-        "case": case.name,
-        "dtype": dtype,
-        "device": device,
-        "tolerance": tol,
-    }
+    base = CaseResult.base(method, case.name, "events", dtype, device)
     for spec in (case.neuron, _readout_spec(case)):
         reason = method.supports(spec) if spec.spiking else None
         if reason is not None:
@@ -249,13 +242,7 @@ def run_event_case(
     refused = sum(int(r.sum()) for r in fd.refused)
     total = sum(r.numel() for r in fd.refused)
     cmp = compare([g.cpu() for g in mine], fd.grads)
-    worst = max(
-        (
-            (n, compare([g.cpu()], [r]).max_rel_err)
-            for n, g, r in zip(names, mine, fd.grads, strict=True)
-        ),
-        key=lambda item: item[1],
-    )
+    worst = worst_tensor(names, [g.cpu() for g in mine], fd.grads)
     spikes = [int(torch.isfinite(e.times).sum()) for e in result.spikes]
     detail = f"worst: {worst[0]} ({worst[1]:.1e}); spikes per layer {spikes}; FD refused {refused}/{total}"
     return CaseResult.from_comparison(base, cmp, detail)

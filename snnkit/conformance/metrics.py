@@ -57,3 +57,14 @@ def compare(grads: list[torch.Tensor], reference: list[torch.Tensor]) -> Compari
     cosine = dot / math.sqrt(n_ref * n_got) if n_ref > 0 and n_got > 0 else 0.0
     ratio = math.sqrt(n_got / n_ref) if n_ref > 0 else math.inf
     return Comparison(worst, cosine, ratio)
+
+
+def worst_tensor(
+    names: list[str], grads: list[torch.Tensor], reference: list[torch.Tensor]
+) -> tuple[str, float]:
+    """The name and relative error of the tensor that agrees least with the reference."""
+    errors = [
+        (name, compare([g], [r]).max_rel_err)
+        for name, g, r in zip(names, grads, reference, strict=True)
+    ]
+    return max(errors, key=lambda item: item[1])

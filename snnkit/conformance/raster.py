@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from snnkit.conformance.metrics import TOLERANCES, compare
+from snnkit.conformance.metrics import compare, worst_tensor
 from snnkit.conformance.result import CaseResult
 from snnkit.errors import SnnkitError
 from snnkit.methods import GradientMethod
@@ -148,14 +148,8 @@ def run_raster_case(
     method: GradientMethod, case: RasterCase, dtype: str = "float64", device: str = "cpu"
 ) -> CaseResult:
     """Run one case; never raises for a method's failure (it is reported in the result)."""
-    tol = TOLERANCES["raster", dtype]
-    base = {
-        "method": method.name,
-        "case": case.name,
-        "dtype": dtype,
-        "device": device,
-        "tolerance": tol,
-    }
+    base = CaseResult.base(method, case.name, "raster", dtype, device)
+    tol = base["tolerance"]
     reason = method.supports(case.neuron)
     if reason is not None:
         return CaseResult.skip(base, reason)
@@ -212,13 +206,7 @@ def run_raster_case(
     if fwd.max_rel_err > tol:
         return CaseResult.fail(base, f"forward readout differs by {fwd.max_rel_err:.2e} (relative)")
     cmp = compare([g.cpu() for g in grads], ref_grads)
-    worst = max(
-        (
-            (n, compare([g.cpu()], [r]).max_rel_err)
-            for n, g, r in zip(names, grads, ref_grads, strict=True)
-        ),
-        key=lambda item: item[1],
-    )
+    worst = worst_tensor(names, [g.cpu() for g in grads], ref_grads)
     detail = (
         f"worst: {worst[0]} ({worst[1]:.1e}); spike rates {', '.join(f'{a:.2f}' for a in activity)}"
     )

@@ -40,6 +40,20 @@ class CaseResult:
                 out[key] = None
         return out
 
+    @staticmethod
+    def base(method, case: str, representation: str, dtype: str, device: str) -> dict:
+        """The fields every result of one (method, case, dtype, device) shares."""
+        from snnkit.conformance.metrics import TOLERANCES
+
+        tolerance = TOLERANCES[representation, dtype]
+        return {
+            "method": method.name,
+            "case": case,
+            "dtype": dtype,
+            "device": device,
+            "tolerance": tolerance,
+        }
+
     @classmethod
     def from_comparison(cls, base: dict, cmp: Comparison, detail: str = "") -> CaseResult:
         ok = cmp.max_rel_err <= base["tolerance"]
