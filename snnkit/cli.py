@@ -328,6 +328,78 @@ def conformance(
         raise typer.Exit(1)
 
 
+@app.command()
+@user_errors
+def bench(
+    grad: Annotated[
+        list[str] | None,
+        typer.Option(help="Method(s) to time (repeatable); bptt is always the baseline."),
+    ] = None,
+    size: Annotated[
+        list[str] | None,
+        typer.Option(help="T,B,N to time (repeatable); default the three standard sizes."),
+    ] = None,
+    part: Annotated[
+        list[str] | None, typer.Option(help="neuron and/or linear+lif (default both).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    repeats: Annotated[int, typer.Option(help="Timed repeats (median reported).")] = 5,
+    timeout: Annotated[
+        float | None, typer.Option(help="Skip a (method, size) expected to take longer (s).")
+    ] = 120.0,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write the results as JSON here.")
+    ] = None,
+) -> None:
+    """Time forward+backward and saved memory of methods against BPTT, in one run."""
+    from snnkit.bench import DEFAULT_SIZES, PARTS, BenchConfig, results_table, run_bench, to_json
+    from snnkit.registry import get_registry
+    from snnkit.train import DTYPES
+
+    registry = get_registry()
+    methods = grad or [
+        m for m in registry.names("gradient") if registry.gradient(m).representation == "raster"
+    ]
+    for name in methods:
+        registry.gradient(name)  # unknown names: one clear line
+    if dtype not in DTYPES:
+        raise SnnkitError(f"--dtype must be float32 or float64, got {dtype!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SnnkitError(
+                f"--device {device}: no CUDA device is available here; use --device cpu"
+            )
+    sizes = []
+    for text in size or []:
+        try:
+            t, b, n = (int(x) for x in text.split(","))
+        except ValueError:
+            raise SnnkitError(
+                f"--size {text!r} is not T,B,N (three integers), e.g. 100,32,256"
+            ) from None
+        sizes.append((t, b, n))
+    parts = part or list(PARTS)
+    configs = [BenchConfig(t, b, n, p) for t, b, n in (sizes or DEFAULT_SIZES) for p in parts]
+    if json_file is not None and not json_file.parent.exists():
+        raise SnnkitError(f"--json {json_file}: directory {json_file.parent} does not exist")
+    with err_console.status("benchmarking") as status:
+        results = run_bench(
+            methods,
+            configs,
+            device=device,
+            dtype=DTYPES[dtype],
+            repeats=repeats,
+            timeout_s=timeout,
+            progress=lambda text: status.update(text),
+        )
+    console.print(results_table(results))
+    if json_file is not None:
+        json_file.write_text(json.dumps(to_json(results), indent=2))
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())

@@ -442,3 +442,25 @@ def test_extending_a_cosine_run_does_not_train_at_lr_zero(invoke, tmp_path):
     result, data = tiny_run(invoke, tmp_path, "r", *common, "--epochs", "2", "--resume")
     # either refuse to change the schedule's length, or continue with a positive rate
     assert result.exit_code == 2 or data["history"][1]["lr"] > 0
+
+
+def test_bench_command_writes_json_with_the_bptt_baseline(invoke, tmp_path):
+    out = tmp_path / "bench.json"
+    result = invoke(
+        "bench",
+        "--grad",
+        "bptt-detached-reset",
+        "--size",
+        "10,2,8",
+        "--part",
+        "neuron",
+        "--repeats",
+        "1",
+        "--json",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    methods = {r["method"] for r in json.loads(out.read_text())["results"]}
+    assert methods == {"bptt", "bptt-detached-reset"}
+    bad = invoke("bench", "--size", "10,2")
+    assert bad.exit_code == 2 and "T,B,N" in bad.stderr

@@ -94,8 +94,9 @@ def lif_loop(
     """Run the LIF equations step by step. Returns (spikes, pre-reset v, final state), time-first."""
     v, i, a = state.v, state.i, state.a
     spikes, membrane = [], []
-    for t in range(current.shape[0]):
-        x = current[t]
+    # unbind (backward: one stack) rather than current[t] (backward: a full-size zero
+    # buffer per step, O(T^2) in total)
+    for x in current.unbind(0):
         if recurrent_weight is not None:
             x = x + a @ recurrent_weight.t()
         i = x if beta is None else beta * i + x

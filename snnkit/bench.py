@@ -1,0 +1,745 @@
+"""Speed and memory benchmarks of gradient methods against the BPTT baseline.
+
+One measurement is a (method, :class:`BenchConfig`) pair: a forward pass producing
+spikes ``[T, B, N]`` and the backward pass of ``(spikes * r).sum()`` for a fixed random
+``r``. Two parts are timed:
+
+``neuron``
+    the LIF dynamics alone (``layer.dynamics(current, state)``), the input current
+    ``[T, B, N]`` given and requiring grad;
+``linear+lif``
+    a whole :class:`~snnkit.nn.SpikingLayer` (``in = out = N``) fed random binary spikes,
+    the gradient going to its weight.
+
+``bptt`` is always measured in the same run, so every ratio comes from one run on one
+machine (never from stored numbers). Per measurement we report the median forward,
+backward and total time over ``repeats`` timed iterations (after ``warmup`` untimed
+ones), the memory the autograd graph keeps for the backward pass (``saved_mb``: the
+distinct storages packed by ``torch.autograd.graph.saved_tensors_hooks``; custom
+autograd Functions show what they ``save_for_backward``), and on CUDA the peak
+allocated memory of one iteration.
+
+Peer libraries (snntorch, norse, spikingjelly, sinabs, sinabs-exodus) can be named as
+methods; each adapter imports its library on use and the measurement is recorded as
+skipped ("not installed") when it is missing. None of them is a dependency of snnkit.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import inspect
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from snnkit.errors import SnnkitError
+from snnkit.neurons import LIF
+
+PARTS: tuple[str, ...] = ("neuron", "linear+lif")
+BASELINE = "bptt"
+TAU_MEM = 10.0  # the benchmark neuron: LIF(tau_mem=10), threshold 1, subtractive reset
+JSON_SCHEMA = "snnkit-bench/1"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sequence length ``steps`` (T), ``batch`` (B), ``neurons`` (N) and the ``part`` timed.
+
+    ``trainable``: the neurons' ``tau_mem`` and threshold are trained parameters (their
+    gradients are computed too); by default they are fixed constants.
+    """
+
+    steps: int
+    batch: int
+    neurons: int
+    part: str = "neuron"
+    trainable: bool = False
+
+    def __post_init__(self) -> None:
+        if self.part not in PARTS:
+            raise SnnkitError(
+                f"unknown benchmark part {self.part!r}; use one of {', '.join(PARTS)}"
+            )
+        for name in ("steps", "batch", "neurons"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise SnnkitError(f"benchmark {name} must be an integer >= 1, got {value!r}")
+
+    @property
+    def size(self) -> int:
+        """T * B * N, the number of neuron updates (the scale used to extrapolate times)."""
+        return self.steps * self.batch * self.neurons
+
+    def describe(self) -> str:
+        train = ", trained tau/theta" if self.trainable else ""
+        return f"{self.part} T={self.steps} B={self.batch} N={self.neurons}{train}"
+
+
+DEFAULT_SIZES: tuple[tuple[int, int, int], ...] = ((100, 32, 256), (500, 16, 512), (500, 16, 4096))
+DEFAULT_CONFIGS: list[BenchConfig] = [
+    BenchConfig(steps, batch, neurons, part)
+    for steps, batch, neurons in DEFAULT_SIZES
+    for part in PARTS
+]
+
+
+@dataclass
+class BenchResult:
+    """One (method, config) measurement; times are None when it was skipped (see ``skipped``).
+
+    ``ratio_vs_bptt`` is BPTT's total time divided by this method's (a speed-up, > 1 is
+    faster); ``saved_ratio_vs_bptt`` is BPTT's saved bytes divided by this method's
+    (> 1 keeps less for the backward pass). Both are None without a BPTT measurement of
+    the same config in the same run.
+    """
+
+    method: str
+    steps: int
+    batch: int
+    neurons: int
+    part: str
+    device: str
+    dtype: str
+    trainable: bool = False
+    forward_ms: float | None = None
+    backward_ms: float | None = None
+    total_ms: float | None = None
+    saved_mb: float | None = None
+    peak_mb: float | None = None
+    ratio_vs_bptt: float | None = None
+    saved_ratio_vs_bptt: float | None = None
+    spike_rate: float | None = None
+    repeats: int = 0
+    skipped: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def config(self) -> BenchConfig:
+        return BenchConfig(self.steps, self.batch, self.neurons, self.part, self.trainable)
+
+    @property
+    def ok(self) -> bool:
+        return self.skipped is None and self.total_ms is not None
+
+
+class _Skip(Exception):
+    """Raised by a runner factory: this (method, config) cannot be measured here."""
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+class _SavedBytes:
+    """Sum of the distinct storages the autograd graph packs for backward, in bytes."""
+
+    def __init__(self) -> None:
+        self.storages: dict[tuple[str, int], int] = {}
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        key = (str(tensor.device), storage.data_ptr())
+        nbytes = storage.nbytes() or tensor.numel() * tensor.element_size()
+        self.storages[key] = max(self.storages.get(key, 0), nbytes)
+        return tensor
+
+    @property
+    def total(self) -> int:
+        return sum(self.storages.values())
+
+    def hooks(self):
+        return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+
+
+@dataclass
+class _Runner:
+    """A prepared measurement: ``forward()`` returns spikes ``[T, B, N]``; ``leaves`` get grads."""
+
+    forward: Callable[[], torch.Tensor]
+    leaves: list[torch.Tensor]
+    notes: list[str] = field(default_factory=list)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _clear_grads(leaves: list[torch.Tensor]) -> None:
+    for leaf in leaves:
+        leaf.grad = None
+
+
+def _iteration(
+    runner: _Runner, readout: torch.Tensor, device: torch.device
+) -> tuple[float, float, torch.Tensor]:
+    """One timed forward + backward; returns (forward s, backward s, spikes)."""
+    _clear_grads(runner.leaves)
+    _sync(device)
+    t0 = time.perf_counter()
+    spikes = runner.forward()
+    _sync(device)
+    t1 = time.perf_counter()
+    loss = (spikes * readout).sum()
+    _sync(device)
+    t2 = time.perf_counter()
+    loss.backward()
+    _sync(device)
+    t3 = time.perf_counter()
+    return t1 - t0, t3 - t2, spikes.detach()
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _generator(seed: int) -> torch.Generator:
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+# The input current of the "neuron" part: N(0.15, 0.6^2) makes ~15 % of LIF(tau=10)
+# neurons spike per step. The spikes of "linear+lif": Bernoulli(0.2) into N(0, 1/N)
+# weights (the layers' default initialisation).
+CURRENT_MEAN, CURRENT_STD, INPUT_RATE = 0.15, 0.6, 0.2
+
+
+def _current(cfg: BenchConfig, device, dtype, seed: int) -> torch.Tensor:
+    gen = _generator(seed)
+    shape = (cfg.steps, cfg.batch, cfg.neurons)
+    x = torch.randn(shape, generator=gen, dtype=torch.float64) * CURRENT_STD + CURRENT_MEAN
+    return x.to(device=device, dtype=dtype)
+
+
+def _input_spikes(cfg: BenchConfig, device, dtype, seed: int) -> torch.Tensor:
+    gen = _generator(seed)
+    shape = (cfg.steps, cfg.batch, cfg.neurons)
+    return (torch.rand(shape, generator=gen) < INPUT_RATE).to(device=device, dtype=dtype)
+
+
+def _readout(cfg: BenchConfig, device, dtype, seed: int) -> torch.Tensor:
+    gen = _generator(seed + 1)
+    shape = (cfg.steps, cfg.batch, cfg.neurons)
+    return torch.randn(shape, generator=gen).to(device=device, dtype=dtype)
+
+
+def _linear_weight(cfg: BenchConfig, device, dtype, seed: int) -> torch.Tensor:
+    gen = _generator(seed + 2)
+    w = torch.randn(cfg.neurons, cfg.neurons, generator=gen) / math.sqrt(cfg.neurons)
+    return w.to(device=device, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- snnkit methods
+
+
+def _snnkit_runner(name: str, cfg: BenchConfig, device, dtype, seed: int) -> _Runner:
+    from snnkit.registry import get_registry
+
+    method = get_registry().gradient(name)
+    neuron = LIF(tau_mem=TAU_MEM)
+    reason = method.supports(neuron)
+    if reason is not None:
+        raise _Skip(f"does not support {neuron.describe()}: {reason}")
+    notes = []
+    if device.type not in method.devices:
+        notes.append(f"{name} lists devices {', '.join(method.devices)}, not {device.type}")
+    torch.manual_seed(seed)
+    train = {"train_tau": True, "train_threshold": True} if cfg.trainable else {}
+    layer = method.layer(neuron, cfg.neurons, cfg.neurons, **train).to(device=device, dtype=dtype)
+    if cfg.part == "neuron":
+        current = _current(cfg, device, dtype, seed).requires_grad_()
+
+        def forward() -> torch.Tensor:
+            spikes, _ = layer.dynamics(current, layer.initial_state(current))
+            return spikes
+
+        return _Runner(forward, [current, *layer.params.parameters()], notes)
+
+    with torch.no_grad():
+        layer.weight.copy_(_linear_weight(cfg, device, dtype, seed))
+    x = _input_spikes(cfg, device, dtype, seed)
+
+    def forward() -> torch.Tensor:
+        layer.reset_state()
+        return layer(x)
+
+    return _Runner(forward, [p for p in layer.parameters() if p.requires_grad], notes)
+
+
+# --------------------------------------------------------------------------- peer libraries
+
+
+def _peer_runner(
+    cfg: BenchConfig,
+    device,
+    dtype,
+    seed: int,
+    make_dynamics: Callable[[], tuple[Callable[[torch.Tensor], torch.Tensor], float]],
+    notes: list[str],
+) -> _Runner:
+    """Wrap a peer neuron ``dynamics(current[T,B,N]) -> spikes[T,B,N]`` into a runner.
+
+    ``make_dynamics`` returns the dynamics and the factor its input current is divided
+    by so that the membrane equation matches ``LIF(tau_mem=10)`` (norse scales the
+    input by ``dt / tau_mem``).
+    """
+    dynamics, input_scale = make_dynamics()
+    if cfg.part == "neuron":
+        current = (_current(cfg, device, dtype, seed) / input_scale).requires_grad_()
+        return _Runner(lambda: dynamics(current), [current], notes)
+    weight = (_linear_weight(cfg, device, dtype, seed) / input_scale).requires_grad_()
+    x = _input_spikes(cfg, device, dtype, seed)
+    return _Runner(lambda: dynamics(torch.matmul(x, weight.t())), [weight], notes)
+
+
+def _import(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise _Skip("not installed") from None
+    except Exception as exc:  # a broken install must not stop the benchmark
+        raise _Skip(f"failed to import {module}: {type(exc).__name__}: {exc}") from None
+
+
+def _alpha() -> float:
+    return math.exp(-1.0 / TAU_MEM)
+
+
+def _snntorch(cfg, device, dtype, seed) -> _Runner:
+    snn = _import("snntorch")
+
+    def make():
+        lif = snn.Leaky(beta=_alpha(), threshold=1.0, reset_mechanism="subtract")
+        lif = lif.to(device=device, dtype=dtype)
+
+        def dynamics(current: torch.Tensor) -> torch.Tensor:
+            mem = torch.zeros_like(current[0])
+            spikes = []
+            for t in range(current.shape[0]):
+                spk, mem = lif(current[t], mem)
+                spikes.append(spk)
+            return torch.stack(spikes)
+
+        return dynamics, 1.0
+
+    notes = ["snntorch.Leaky stepped in a Python loop, its default surrogate"]
+    return _peer_runner(cfg, device, dtype, seed, make, notes)
+
+
+def _norse(cfg, device, dtype, seed) -> _Runner:
+    norse = _import("norse.torch")
+
+    def make():
+        dt = 1e-3
+        # norse: v <- v + dt * tau_mem_inv * (v_leak - v + i); decay 1 - dt*tau_mem_inv = alpha
+        tau_mem_inv = (1.0 - _alpha()) / dt
+        params = norse.LIFBoxParameters(
+            tau_mem_inv=torch.as_tensor(tau_mem_inv), v_th=torch.as_tensor(1.0)
+        )
+        box = getattr(norse, "LIFBox", None)
+        if box is not None:
+            module = box(p=params, dt=dt).to(device=device, dtype=dtype)
+
+            def dynamics(current: torch.Tensor) -> torch.Tensor:
+                return module(current)[0]
+
+        else:
+            cell = norse.LIFBoxCell(p=params, dt=dt).to(device=device, dtype=dtype)
+
+            def dynamics(current: torch.Tensor) -> torch.Tensor:
+                state, spikes = None, []
+                for t in range(current.shape[0]):
+                    z, state = cell(current[t], state)
+                    spikes.append(z)
+                return torch.stack(spikes)
+
+        return dynamics, dt * tau_mem_inv
+
+    notes = ["norse LIFBox: reset to zero (not subtractive), its default surrogate"]
+    return _peer_runner(cfg, device, dtype, seed, make, notes)
+
+
+def _spikingjelly(cfg, device, dtype, seed) -> _Runner:
+    neuron = _import("spikingjelly.activation_based.neuron")
+    options = {}
+    if "backend" in inspect.signature(neuron.LIFNode).parameters:  # spikingjelly < 2.0
+        options["backend"] = "cupy" if device.type == "cuda" else "torch"
+    backend = options.get("backend", "default")
+
+    def make():
+        # decay_input=False, v_reset=None: H = (1 - 1/tau) V + X, soft (subtractive) reset
+        node = neuron.LIFNode(
+            tau=1.0 / (1.0 - _alpha()),
+            decay_input=False,
+            v_threshold=1.0,
+            v_reset=None,
+            detach_reset=False,
+            step_mode="m",
+            **options,
+        ).to(device=device, dtype=dtype)
+
+        def dynamics(current: torch.Tensor) -> torch.Tensor:
+            node.reset()
+            return node(current)
+
+        return dynamics, 1.0
+
+    notes = [f"spikingjelly LIFNode multi-step, backend {backend}, its default surrogate"]
+    return _peer_runner(cfg, device, dtype, seed, make, notes)
+
+
+def _sinabs_layers(module: str, cfg, device, dtype, seed, note: str) -> _Runner:
+    layers = _import(module)
+
+    def make():
+        lif = layers.LIF(tau_mem=TAU_MEM, spike_threshold=1.0, norm_input=False)
+        lif = lif.to(device=device, dtype=dtype)
+
+        def dynamics(current: torch.Tensor) -> torch.Tensor:
+            lif.reset_states()
+            return lif(current.transpose(0, 1)).transpose(0, 1)  # sinabs is batch-first
+
+        return dynamics, 1.0
+
+    return _peer_runner(cfg, device, dtype, seed, make, [note])
+
+
+def _sinabs(cfg, device, dtype, seed) -> _Runner:
+    note = "sinabs.layers.LIF (autograd BPTT), single exponential surrogate"
+    return _sinabs_layers("sinabs.layers", cfg, device, dtype, seed, note)
+
+
+def _sinabs_exodus(cfg, device, dtype, seed) -> _Runner:
+    _import("sinabs.exodus")
+    if device.type != "cuda":
+        raise _Skip("sinabs-exodus runs on CUDA only")
+    note = "sinabs-exodus LIF (the authors' CUDA kernels)"
+    return _sinabs_layers("sinabs.exodus.layers", cfg, device, dtype, seed, note)
+
+
+PEERS: dict[str, Callable[..., _Runner]] = {
+    "snntorch": _snntorch,
+    "norse": _norse,
+    "spikingjelly": _spikingjelly,
+    "sinabs": _sinabs,
+    "sinabs-exodus": _sinabs_exodus,
+}
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _runner(name: str, cfg: BenchConfig, device, dtype, seed: int) -> _Runner:
+    if name in PEERS:
+        if cfg.trainable:
+            raise _Skip("the peer adapters time fixed neuron parameters only")
+        return PEERS[name](cfg, device, dtype, seed)
+    return _snnkit_runner(name, cfg, device, dtype, seed)
+
+
+EXTRAPOLATE_MAX = 16  # extrapolate a time from a config at most this many times smaller
+
+
+def _estimate_s(history: dict[tuple, list[tuple[int, float]]], name: str, cfg: BenchConfig):
+    """(seconds per iteration, source size) scaled linearly in T*B*N, or (None, None).
+
+    Only from the largest smaller config of the same method and part, and only if it is
+    at most ``EXTRAPOLATE_MAX`` times smaller: tiny configs are dominated by per-step
+    overheads and would extrapolate to nonsense.
+    """
+    smaller = [
+        (size, s)
+        for size, s in history.get(_history_key(name, cfg), [])
+        if cfg.size / EXTRAPOLATE_MAX <= size <= cfg.size
+    ]
+    if not smaller:
+        return None, None
+    size, seconds = max(smaller)
+    return seconds * cfg.size / size, size
+
+
+def _history_key(name: str, cfg: BenchConfig) -> tuple[str, str, bool]:
+    return name, cfg.part, cfg.trainable
+
+
+def _measure(
+    name: str,
+    cfg: BenchConfig,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    repeats: int,
+    warmup: int,
+    timeout_s: float | None,
+    seed: int,
+    history: dict[tuple, list[tuple[int, float]]],
+) -> BenchResult:
+    result = BenchResult(
+        name,
+        cfg.steps,
+        cfg.batch,
+        cfg.neurons,
+        cfg.part,
+        str(device),
+        str(dtype).split(".")[-1],
+        cfg.trainable,
+    )
+    untimed = max(warmup, 1)  # the first untimed iteration also measures the saved bytes
+    if timeout_s is not None:
+        per_iter, from_size = _estimate_s(history, name, cfg)
+        if per_iter is not None and per_iter * (untimed + repeats) > timeout_s:
+            result.skipped = (
+                f"estimated {per_iter * (untimed + repeats):.0f} s "
+                f"({per_iter:.1f} s per iteration, scaled from T*B*N={from_size}) "
+                f"> timeout {timeout_s:g} s"
+            )
+            return result
+    try:
+        runner = _runner(name, cfg, device, dtype, seed)
+    except _Skip as skip:
+        result.skipped = str(skip)
+        return result
+    except Exception as exc:
+        if name not in PEERS:
+            raise
+        result.skipped = f"adapter failed: {type(exc).__name__}: {exc}"
+        return result
+    result.notes.extend(runner.notes)
+    try:
+        return _timed(
+            runner, result, cfg, device, dtype, repeats, untimed, timeout_s, seed, history
+        )
+    except Exception as exc:
+        if name not in PEERS:
+            raise
+        result.skipped = f"failed while running: {type(exc).__name__}: {exc}"
+        return result
+
+
+def _timed(
+    runner: _Runner,
+    result: BenchResult,
+    cfg: BenchConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    repeats: int,
+    untimed: int,
+    timeout_s: float | None,
+    seed: int,
+    history: dict[tuple, list[tuple[int, float]]],
+) -> BenchResult:
+    """The measurement proper: one untimed pass counting saved bytes, warm-up, timed repeats."""
+    name = result.method
+    readout = _readout(cfg, device, dtype, seed)
+    started = time.perf_counter()
+
+    counter = _SavedBytes()
+    _clear_grads(runner.leaves)
+    with counter.hooks():  # the method's forward only, not the loss
+        spikes = runner.forward()
+    loss = (spikes * readout).sum()
+    loss.backward()
+    _sync(device)
+    first_s = time.perf_counter() - started
+    result.saved_mb = counter.total / 2**20
+    result.spike_rate = float(spikes.detach().float().mean())
+    del spikes, loss
+    if timeout_s is not None and first_s * (untimed - 1 + repeats) > timeout_s - first_s:
+        result.skipped = (
+            f"one untimed iteration took {first_s:.1f} s; {untimed - 1 + repeats} more "
+            f"would exceed timeout {timeout_s:g} s"
+        )
+        history.setdefault(_history_key(name, cfg), []).append((cfg.size, first_s))
+        return result
+    for _ in range(untimed - 1):
+        _iteration(runner, readout, device)
+
+    forward, backward, total, peaks = [], [], [], []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        f, b, _spikes = _iteration(runner, readout, device)
+        if device.type == "cuda":
+            peaks.append(torch.cuda.max_memory_allocated(device) / 2**20)
+        forward.append(f)
+        backward.append(b)
+        total.append(f + b)
+    result.forward_ms = statistics.median(forward) * 1e3
+    result.backward_ms = statistics.median(backward) * 1e3
+    result.total_ms = statistics.median(total) * 1e3
+    result.peak_mb = max(peaks) if peaks else None
+    result.repeats = repeats
+    history.setdefault(_history_key(name, cfg), []).append((cfg.size, result.total_ms / 1e3))
+    return result
+
+
+def _add_ratios(results: list[BenchResult]) -> None:
+    baseline = {(r.config, r.device, r.dtype): r for r in results if r.method == BASELINE and r.ok}
+    for r in results:
+        base = baseline.get((r.config, r.device, r.dtype))
+        if base is None or not r.ok:
+            continue
+        r.ratio_vs_bptt = base.total_ms / r.total_ms if r.total_ms > 0 else None
+        if r.saved_mb and base.saved_mb is not None:
+            r.saved_ratio_vs_bptt = base.saved_mb / r.saved_mb
+
+
+def run_bench(
+    methods: list[str],
+    configs: list[BenchConfig] | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 5,
+    warmup: int = 1,
+    timeout_s: float | None = None,
+    progress: Callable[[str], None] | None = None,
+    seed: int = 0,
+) -> list[BenchResult]:
+    """Benchmark ``methods`` (BPTT is added as the baseline) on ``configs``.
+
+    Configs run from the smallest to the largest (``T*B*N``) so that, with ``timeout_s``,
+    a (method, config) whose time extrapolated from a smaller config of the same method
+    and part exceeds ``timeout_s`` seconds (warm-up and repeats included) is skipped
+    with the estimate as its reason. Without a smaller measurement, one untimed
+    iteration is run first and the measurement skipped if the rest would not fit.
+    ``progress`` receives a line before each measurement.
+    """
+    if repeats < 1:
+        raise SnnkitError(f"repeats must be >= 1, got {repeats}")
+    if warmup < 0:
+        raise SnnkitError(f"warmup must be >= 0, got {warmup}")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SnnkitError("--device cuda: no CUDA device is available to torch")
+    configs = list(DEFAULT_CONFIGS if configs is None else configs)
+    names = [BASELINE] + [m for m in dict.fromkeys(methods) if m != BASELINE]
+    order = sorted(range(len(configs)), key=lambda k: (configs[k].size, k))
+    history: dict[tuple, list[tuple[int, float]]] = {}
+    measured: dict[tuple[int, str], BenchResult] = {}
+    for k in order:
+        cfg = configs[k]
+        for name in names:
+            if progress is not None:
+                progress(f"{name}: {cfg.describe()} on {device}")
+            measured[k, name] = _measure(
+                name,
+                cfg,
+                device=device,
+                dtype=dtype,
+                repeats=repeats,
+                warmup=warmup,
+                timeout_s=timeout_s,
+                seed=seed,
+                history=history,
+            )
+    results = [measured[k, name] for k in range(len(configs)) for name in names]
+    _add_ratios(results)
+    return results
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def _fmt(value: float | None, spec: str = ".1f", suffix: str = "") -> str:
+    return "—" if value is None else f"{value:{spec}}{suffix}"
+
+
+def results_table(results: list[BenchResult], title: str | None = None):
+    """A rich table: times (ms), speed-up and saved-memory ratio vs BPTT, skip reasons."""
+    from rich.table import Table
+
+    table = Table(
+        title=title or "snnkit bench",
+        caption="times: median ms; × bptt = bptt time / method time; "
+        "saved ÷ = bptt saved bytes / method saved bytes",
+    )
+    for col in ("method", "part", "T", "B", "N"):
+        table.add_column(col, justify="left" if col in ("method", "part") else "right")
+    for col in ("fwd ms", "bwd ms", "total ms", "× bptt", "saved MB", "saved ÷"):
+        table.add_column(col, justify="right")
+    show_peak = any(r.peak_mb is not None for r in results)
+    if show_peak:
+        table.add_column("peak MB", justify="right")
+    table.add_column("spikes", justify="right")
+    table.add_column("note")
+    for r in results:
+        part = f"{r.part} (trained τ,θ)" if r.trainable else r.part
+        row = [r.method, part, str(r.steps), str(r.batch), str(r.neurons)]
+        row += [
+            _fmt(r.forward_ms),
+            _fmt(r.backward_ms),
+            _fmt(r.total_ms),
+            _fmt(r.ratio_vs_bptt, ".2f", "×"),
+            _fmt(r.saved_mb, ".2f"),
+            _fmt(r.saved_ratio_vs_bptt, ".2f", "×"),
+        ]
+        if show_peak:
+            row.append(_fmt(r.peak_mb, ".1f"))
+        row.append(_fmt(r.spike_rate, ".3f"))
+        row.append(f"skipped: {r.skipped}" if r.skipped else "")
+        table.add_row(*row, style="dim" if r.skipped else None)
+    return table
+
+
+def machine_info(device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Where the numbers were taken: CPU count, threads, torch version, date, GPU name."""
+    device = torch.device(device)
+    info: dict[str, Any] = {
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    try:
+        info["load_average"] = list(os.getloadavg())
+    except OSError:
+        pass
+    if device.type == "cuda" and torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def to_json(results: list[BenchResult], meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A JSON-serialisable dict: schema tag, optional ``meta`` and one dict per result."""
+    out: dict[str, Any] = {"schema": JSON_SCHEMA}
+    if meta is not None:
+        out["meta"] = meta
+    out["results"] = [asdict(r) for r in results]
+    return out
+
+
+def from_json(data: dict[str, Any]) -> list[BenchResult]:
+    """The results of :func:`to_json` back as :class:`BenchResult` objects."""
+    if data.get("schema") != JSON_SCHEMA:
+        raise SnnkitError(f"not a snnkit benchmark file (schema {data.get('schema')!r})")
+    return [BenchResult(**row) for row in data["results"]]
+
+
+__all__ = [
+    "BASELINE",
+    "DEFAULT_CONFIGS",
+    "DEFAULT_SIZES",
+    "PARTS",
+    "PEERS",
+    "BenchConfig",
+    "BenchResult",
+    "from_json",
+    "machine_info",
+    "results_table",
+    "run_bench",
+    "to_json",
+]
