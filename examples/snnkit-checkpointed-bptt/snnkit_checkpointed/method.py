@@ -15,12 +15,12 @@ from torch.utils.checkpoint import checkpoint
 
 from snnkit import LIF, GradientMethod, SnnkitError
 from snnkit.events import check_raster
-from snnkit.nn import LIFState, SpikingLayer
-from snnkit.reference.bptt import lif_loop
+from snnkit.nn import LIFState
+from snnkit.reference.bptt import BPTTLayer
 
 
-class CheckpointedLayer(SpikingLayer):
-    """A LIF layer whose autograd graph is kept only at segment boundaries."""
+class CheckpointedLayer(BPTTLayer):
+    """BPTT's layer (its ``dynamics``), with the autograd graph kept only at segment boundaries."""
 
     def __init__(self, *args, segment: int = 16, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -44,21 +44,6 @@ class CheckpointedLayer(SpikingLayer):
     def _segment(self, x, v, i, a):
         spikes, state = self.dynamics(self.synaptic_current(x), LIFState(v, i, a))
         return spikes, state.v, state.i, state.a
-
-    def dynamics(self, current: torch.Tensor, state: LIFState):
-        p = self.params
-        spikes, _, state = lif_loop(
-            current,
-            state,
-            alpha=p.alpha(current),
-            beta=p.beta(current),
-            theta=p.theta(current),
-            reset_amount=p.reset_amount(current),
-            neuron=self.neuron,
-            surrogate=self.surrogate,
-            recurrent_weight=self.recurrent_weight,
-        )
-        return spikes, state
 
 
 class CheckpointedBPTT(GradientMethod):
