@@ -57,7 +57,7 @@ def test_single_neuron_matches_hand_derivation():
     assert times.shape == (1, 1, 1)
     assert abs(float(times[0, 0, 0].detach()) - t_star) < 1e-12
     # I just before the spike is w e^{-t*/tau_s} = w z*^2
-    assert abs(float(result.currents_at_spikes[0][0, 0, 0]) - w * z * z) < 1e-12
+    assert abs(float(result.currents_at_spikes[0][0, 0, 0].detach()) - w * z * z) < 1e-12
 
     (grad,) = torch.autograd.grad(times[0, 0, 0], weight)
     assert abs(float(grad) - dt_dw) < 1e-10
