@@ -95,54 +95,46 @@ def reverse_scan(
             need,
             m_is_theta,
         )
-    steps = v_all.shape[0]
+    # recurrent: the spike adjoint of step t needs lam_x_{t+1} W_rec, so step by step
     a_all = heaviside_spikes(v_all, theta, max_spikes, multi)
     s_all = surrogate(v_all, theta)
-    g_current = torch.empty_like(v_all)
-    lam_vp = g_vpost if g_vpost is not None else torch.zeros_like(v0)  # dL/dvpost_t
-    lam_a_extra = g_a if g_a is not None else torch.zeros_like(v0)  # reaching a_t from step t+1
-    g_alpha = torch.zeros_like(v0) if need["alpha"] else None
-    g_beta = torch.zeros_like(v0) if need["beta"] and beta is not None else None
-    g_theta = torch.zeros_like(v0) if need["theta"] else None
-    g_wrec = torch.zeros_like(w_rec) if w_rec is not None and need["w_rec"] else None
-    lam_i_carry = g_i  # dL/di_t arriving from i_{t+1} (already times beta) or the final state
-    for t in range(steps - 1, -1, -1):
-        s, a = s_all[t], a_all[t]
-        lam_a = grad_spikes[t] + lam_a_extra - m * lam_vp
-        lam_v = lam_vp + s * lam_a
+    lam_v, lam_a, lam_vpost = (torch.empty_like(v_all) for _ in range(3))
+    lam_i = torch.empty_like(v_all) if beta is not None else lam_v  # = lam_x, dL/dc
+    lam_vp = g_vpost if g_vpost is not None else torch.zeros_like(v0)
+    lam_a_next = g_a if g_a is not None else torch.zeros_like(v0)  # reaching a_t from t+1
+    lam_i_carry = g_i  # beta * lam_i_{t+1}, or the final state's gradient
+    for t in range(v_all.shape[0] - 1, -1, -1):
+        lam_vpost[t] = lam_vp
+        torch.sub(grad_spikes[t] + lam_a_next, m * lam_vp, out=lam_a[t])
+        torch.addcmul(lam_vp, s_all[t], lam_a[t], out=lam_v[t])
         if beta is not None:
-            lam_i = lam_v if lam_i_carry is None else lam_v + lam_i_carry
-            lam_x = lam_i
-        else:
-            lam_i = lam_v
-            lam_x = lam_v
-        g_current[t] = lam_x
-        vpost_prev = (v_all[t - 1] - m * a_all[t - 1]) if t > 0 else v0
-        if g_alpha is not None:
-            g_alpha += lam_v * vpost_prev
-        if g_theta is not None:
-            g_theta -= s * lam_a
-            if m_is_theta:
-                g_theta -= a * lam_vp
-        if g_beta is not None:
-            i_prev = _current_before(t, v_all, a_all, v0, i0, alpha, m)
-            g_beta += lam_i * i_prev
-        a_prev = a_all[t - 1] if t > 0 else a0
-        if g_wrec is not None:
-            g_wrec += lam_x.t() @ a_prev
-        # hand the adjoints to step t-1
-        lam_vp = alpha * lam_v
-        lam_i_carry = beta * lam_i if beta is not None else None
-        lam_a_extra = lam_x @ w_rec if w_rec is not None else torch.zeros_like(v0)
+            lam_i[t] = lam_v[t] if lam_i_carry is None else lam_v[t] + lam_i_carry
+            lam_i_carry = beta * lam_i[t]
+        lam_vp = alpha * lam_v[t]
+        lam_a_next = lam_i[t] @ w_rec
+    a_prev = torch.cat([a0.unsqueeze(0), a_all[:-1]])
     return {
-        "current": g_current,
+        "current": lam_i,
         "v0": lam_vp,
         "i0": lam_i_carry,
-        "a0": lam_a_extra if w_rec is not None else None,
-        "alpha": g_alpha,
-        "beta": g_beta,
-        "theta": g_theta,
-        "w_rec": g_wrec,
+        "a0": lam_a_next,
+        "w_rec": torch.einsum("tbn,tbm->nm", lam_i, a_prev) if need["w_rec"] else None,
+        **_parameter_gradients(
+            v_all,
+            a_all,
+            s_all,
+            lam_v,
+            lam_i,
+            lam_a,
+            lam_vpost,
+            v0,
+            i0,
+            alpha,
+            beta,
+            m,
+            need,
+            m_is_theta,
+        ),
     }
 
 
@@ -193,34 +185,49 @@ def _reverse_scan_feedforward(
     lam_vpost = torch.empty_like(v_all)
     lam_vpost[:-1] = alpha * lam_v[1:]
     lam_vpost[-1] = 0.0 if g_vpost is None else g_vpost
-    vpost = v_all - m * a_all
-    vpost_prev = torch.cat([v0.unsqueeze(0), vpost[:-1]])
-    out = {
+    return {
         "current": lam_i,
         "v0": alpha * lam_v[0],
         "i0": beta * lam_i[0] if beta is not None else None,
         "a0": None,
-        "alpha": (lam_v * vpost_prev).sum(0) if need["alpha"] else None,
-        "beta": None,
-        "theta": None,
         "w_rec": None,
+        **_parameter_gradients(
+            v_all,
+            a_all,
+            s_all,
+            lam_v,
+            lam_i,
+            grad_spikes - m * lam_vpost,
+            lam_vpost,
+            v0,
+            i0,
+            alpha,
+            beta,
+            m,
+            need,
+            m_is_theta,
+        ),
     }
-    if need["beta"] and beta is not None:
-        i_all = v_all - alpha * vpost_prev
-        i_prev = torch.cat([i0.unsqueeze(0), i_all[:-1]])
-        out["beta"] = (lam_i * i_prev).sum(0)
+
+
+def _parameter_gradients(
+    v_all, a_all, s_all, lam_v, lam_i, lam_a, lam_vpost, v0, i0, alpha, beta, m, need, m_is_theta
+):
+    """dL/dalpha, dL/dbeta, dL/dtheta per sample ``[B, N]`` from the adjoints of every step.
+
+    ``vpost_{t-1}`` and ``i_{t-1} = v_{t-1} - alpha vpost_{t-2}`` are recomputed from ``v``.
+    """
+    out = {"alpha": None, "beta": None, "theta": None}
+    if need["alpha"] or (need["beta"] and beta is not None):
+        vpost_prev = torch.cat([v0.unsqueeze(0), (v_all - m * a_all)[:-1]])
+        if need["alpha"]:
+            out["alpha"] = (lam_v * vpost_prev).sum(0)
+        if need["beta"] and beta is not None:
+            i_all = v_all - alpha * vpost_prev
+            out["beta"] = (lam_i * torch.cat([i0.unsqueeze(0), i_all[:-1]])).sum(0)
     if need["theta"]:
-        lam_a = grad_spikes - m * lam_vpost
         g_theta = -(s_all * lam_a)
         if m_is_theta:
             g_theta = g_theta - a_all * lam_vpost
         out["theta"] = g_theta.sum(0)
     return out
-
-
-def _current_before(t, v_all, a_all, v0, i0, alpha, m):
-    """i_{t-1}, recomputed from the saved membranes: i_{t-1} = v_{t-1} - alpha vpost_{t-2}."""
-    if t == 0:
-        return i0
-    vpost_before = (v_all[t - 2] - m * a_all[t - 2]) if t > 1 else v0
-    return v_all[t - 1] - alpha * vpost_before

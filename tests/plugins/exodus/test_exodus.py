@@ -85,13 +85,15 @@ def test_registered_through_its_entry_point_when_installed():
     assert default_method(registry) == "exodus"
 
 
+@pytest.mark.parametrize("trained", [False, True], ids=["fixed", "trained-tau-theta"])
 @pytest.mark.parametrize("recurrent", [False, True])
-def test_gradient_through_the_carried_state_matches_bptt(recurrent):
-    """A loss on the returned state (v, i, a) backpropagates like BPTT's."""
+def test_gradient_through_the_carried_state_matches_bptt(recurrent, trained):
+    """A loss on the returned state (v, i, a) backpropagates like BPTT's, for every parameter."""
     torch.manual_seed(3)
     neuron = LIF(tau_mem=5.0, tau_syn=3.0)
-    ours = Exodus().layer(neuron, 6, 7, recurrent=recurrent, weight_gain=3.0).double()
-    ref = BPTT().layer(neuron, 6, 7, recurrent=recurrent, weight_gain=3.0).double()
+    opts = {"recurrent": recurrent, "weight_gain": 3.0, "train_tau": trained, "train_threshold": trained}
+    ours = Exodus().layer(neuron, 6, 7, **opts).double()
+    ref = BPTT().layer(neuron, 6, 7, **opts).double()
     ref.load_state_dict(ours.state_dict())
     x = (torch.rand(20, 3, 6, dtype=torch.float64) < 0.4).double()
     c = torch.randn(3, 3, 7, dtype=torch.float64)
@@ -103,5 +105,6 @@ def test_gradient_through_the_carried_state_matches_bptt(recurrent):
         loss = (spikes.sum(0) * c[0]).sum() + (st.v * c[1]).sum() + (st.i * c[2]).sum() + st.a.sum()
         grads.append(torch.autograd.grad(loss, list(layer.parameters())))
     assert ours.state.a.sum() > 0
+    assert len(grads[0]) == 1 + recurrent + 3 * trained  # weight, (recurrent), tau_mem/syn, theta
     for g, r in zip(*grads, strict=True):
         torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-12)
