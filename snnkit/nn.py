@@ -18,7 +18,7 @@ from torch import nn
 
 from snnkit.errors import SnnkitError
 from snnkit.events import check_raster
-from snnkit.neurons import LI, LIF, NeuronSpec
+from snnkit.neurons import LI, NeuronSpec
 from snnkit.surrogates import Exponential, Surrogate
 
 
@@ -348,8 +348,6 @@ class Network(nn.Module):
 
 
 __all__ = [
-    "LIF",
-    "LI",
     "LIFState",
     "Network",
     "NetworkOutput",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from fixtures.distributions import write_distribution
+from fixtures.memory import saved_bytes
 
 import snnkit.registry
 from snnkit import LIF
@@ -61,16 +62,7 @@ def test_example_is_discovered_and_conformant(example_registry):
 
 
 def _saved_bytes(net, x) -> int:
-    total = 0
-
-    def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        net(x).sum()
-    return total
+    return saved_bytes(lambda: net(x).sum())
 
 
 def test_example_saves_memory(example_registry):

@@ -6,6 +6,7 @@ from importlib import metadata
 
 import pytest
 import torch
+from fixtures.memory import saved_bytes
 from snnkit_exodus import Exodus
 
 from snnkit import IF, LI, LIF
@@ -27,16 +28,7 @@ def test_conformance_with_bptt(dtype):
 
 
 def _saved_bytes(layer, x) -> int:
-    total = 0
-
-    def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        layer.dynamics(x, layer.initial_state(x))
-    return total
+    return saved_bytes(lambda: layer.dynamics(x, layer.initial_state(x)))
 
 
 CONFIGS = [
@@ -91,7 +83,12 @@ def test_gradient_through_the_carried_state_matches_bptt(recurrent, trained):
     """A loss on the returned state (v, i, a) backpropagates like BPTT's, for every parameter."""
     torch.manual_seed(3)
     neuron = LIF(tau_mem=5.0, tau_syn=3.0)
-    opts = {"recurrent": recurrent, "weight_gain": 3.0, "train_tau": trained, "train_threshold": trained}
+    opts = {
+        "recurrent": recurrent,
+        "weight_gain": 3.0,
+        "train_tau": trained,
+        "train_threshold": trained,
+    }
     ours = Exodus().layer(neuron, 6, 7, **opts).double()
     ref = BPTT().layer(neuron, 6, 7, **opts).double()
     ref.load_state_dict(ours.state_dict())
