@@ -1,0 +1,1 @@
+"""The bundled eventprop plugin (entry point group ``snnkit``)."""

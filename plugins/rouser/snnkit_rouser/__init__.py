@@ -1,0 +1,1 @@
+"""The bundled rouser plugin (entry point group ``snnkit``)."""

@@ -1,0 +1,8 @@
+"""Entry point of the bundled rouser plugin (group ``snnkit``)."""
+
+from snnkit import hookimpl
+
+
+@hookimpl
+def snnkit_register_gradients(register):
+    pass  # filled in by the rouser implementation

@@ -1,0 +1,1 @@
+"""The bundled slayer plugin (entry point group ``snnkit``)."""
