@@ -58,6 +58,14 @@ YINYANG_RECIPE = {
     "readout_tau": 20.0,
     "neuron_options": {"lif": {"tau_mem": 20.0, "tau_syn": 5.0}, "if": {"tau_syn": 5.0}},
     "layer_options": {"weight_gain": 4.0},
+    # event methods (continuous time): Wunderlich & Pehle's 5-200-3 with spiking output
+    # neurons and the time-to-first-spike loss
+    "events": {
+        "readout": "spiking",
+        "loss": "ttfs_ce",
+        "layer_options": {},
+        "lr": 5e-3,
+    },
 }
 RANDMAN_RECIPE = {
     "hidden": "100",

@@ -86,6 +86,12 @@ def run(
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
     dt: Annotated[float | None, typer.Option(help="Time step (ms).")] = None,
+    readout: Annotated[
+        str | None,
+        typer.Option(
+            help="Output layer: li (leaky-integrator voltage) or spiking (spike times/counts)."
+        ),
+    ] = None,
     neuron_opt: Annotated[
         list[str] | None,
         typer.Option(
@@ -136,6 +142,7 @@ def run(
         device=device,
         dtype=dtype,
         dt=dt,
+        readout=readout,
         neuron_options=_parse_options(neuron_opt, "--neuron-opt"),
         layer_options=_parse_options(layer_opt, "--layer-opt"),
         dataset_options=_parse_options(data_opt, "--data-opt"),

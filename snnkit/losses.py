@@ -8,6 +8,7 @@ gives the class the loss considers chosen, for accuracy.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -146,7 +147,7 @@ class FirstSpikeCrossEntropy(Loss):
     tau0: float = 1.0
 
     def loss(self, output, target):
-        first = output if output.ndim == 2 else output[..., 0]
+        first = first_spike(output)
         logits = -first / self.tau0
         finite = torch.isfinite(logits)
         # a silent output contributes exp(-inf) = 0 probability; keep the graph finite
@@ -154,8 +155,19 @@ class FirstSpikeCrossEntropy(Loss):
         return F.cross_entropy(logits, target)
 
     def predict(self, output):
-        first = output if output.ndim == 2 else output[..., 0]
-        return first.argmin(-1)
+        return first_spike(output).argmin(-1)
+
+
+def first_spike(times: torch.Tensor) -> torch.Tensor:
+    """First spike time per neuron, ``[B, C]``, from ``[B, C]`` or ``[B, C, K]`` (``inf``: none).
+
+    ``K = 0`` (no neuron spiked in the batch) gives all ``inf``.
+    """
+    if times.ndim == 2:
+        return times
+    if times.shape[-1] == 0:
+        return times.new_full(times.shape[:-1], math.inf)
+    return times[..., 0]
 
 
 BUILTIN_LOSSES: tuple[Loss, ...] = (

@@ -27,6 +27,7 @@ from snnkit.registry import Registry, get_registry
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 SCHEDULES = ("none", "cosine")
+READOUTS = ("li", "spiking")  # leaky-integrator voltage readout, or a spiking output layer
 
 
 @dataclass
@@ -50,11 +51,20 @@ class RunConfig:
     dt: float | None = None
     neuron_options: dict[str, Any] = field(default_factory=dict)
     readout_tau: float | None = None
+    readout: str | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
     layer_options: dict[str, Any] = field(default_factory=dict)
 
-    def resolved(self, defaults: dict[str, Any]) -> RunConfig:
-        """A copy with unset fields filled from ``defaults`` (dataset recommendations)."""
+    def resolved(self, defaults: dict[str, Any], representation: str = "raster") -> RunConfig:
+        """A copy with unset fields filled from ``defaults`` (dataset recommendations).
+
+        ``defaults["events"]``, if present, overrides the rest for event methods (their
+        recipes differ: continuous time, spiking readouts, no raster layer options).
+        """
+        defaults = dict(defaults)
+        event_recipe = defaults.pop("events", {})
+        if representation == "events":
+            defaults.update(event_recipe)
         fallback = {
             "hidden": "100",
             "surrogate": "exponential",
@@ -65,6 +75,7 @@ class RunConfig:
             "schedule": "none",
             "dt": 1.0,
             "readout_tau": None,
+            "readout": "li",
         }
         out = dataclasses.replace(self)
         for name, value in {**fallback, **defaults}.items():
@@ -85,6 +96,10 @@ class RunConfig:
         )
         check(
             self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"
+        )
+        check(
+            self.readout in READOUTS,
+            f"--readout must be one of {', '.join(READOUTS)}, got {self.readout!r}",
         )
         check(
             self.schedule in SCHEDULES,
@@ -173,14 +188,10 @@ class Trainer:
         self.registry = registry or get_registry()
         reg = self.registry
         spec = reg.dataset(config.dataset)
-        self.config = config = config.resolved(dict(spec.defaults))
-        config.validate()
         self.method = reg.gradient(config.grad)
-        if self.method.representation != "raster":
-            raise SnnkitError(
-                f"--grad {config.grad} is an event method; snnkit run trains raster methods only "
-                f"so far. Check it with: snnkit conformance --grad {config.grad}"
-            )
+        self.events = self.method.representation == "events"
+        self.config = config = config.resolved(dict(spec.defaults), self.method.representation)
+        config.validate()
         self.neuron = reg.neuron(config.neuron, dt=config.dt, **config.neuron_options)
         self.method.check(self.neuron)
         self.loss = reg.loss(config.loss)
@@ -193,7 +204,12 @@ class Trainer:
         train = self.data["train"]
         shape = f"{train.num_inputs}-{config.hidden}-{train.num_classes}"
         torch.manual_seed(config.seed)
-        readout = LI(tau_mem=config.readout_tau, dt=config.dt) if config.readout_tau else None
+        if config.readout == "spiking":
+            readout = self.neuron  # the output layer spikes like the hidden ones
+        elif config.readout_tau:
+            readout = LI(tau_mem=config.readout_tau, dt=config.dt)
+        else:
+            readout = None  # the method's default LI readout
         with _unknown_options("--layer-opt", f"method '{config.grad}'"):
             self.model = self.method.network(
                 shape,
@@ -203,14 +219,18 @@ class Trainer:
                 surrogate=self.surrogate,
                 **config.layer_options,
             ).to(self.device, self.dtype)
-        if self.loss.input != self.model.output_kind:
+        produces = _loss_input_kind(self.model.output_kind, self.events)
+        if self.loss.input != produces:
             raise SnnkitError(
                 f"loss '{config.loss}' reads {self.loss.input} but this network outputs "
-                f"{self.model.output_kind}; choose a loss for {self.model.output_kind}"
+                f"{produces}; choose a loss for {produces} (see `snnkit plugins`) or change --readout"
             )
-        # raster methods only (checked above): every split binned once, kept on the device
+        # every split kept on the device: raster methods get it binned once, event
+        # methods get the spike times themselves
         self.inputs = {
-            split: ds.raster(config.dt).to(self.device, self.dtype)
+            split: ds.events.to(self.device, self.dtype)
+            if self.events
+            else ds.raster(config.dt).to(self.device, self.dtype)
             for split, ds in self.data.items()
         }
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
@@ -222,7 +242,23 @@ class Trainer:
         self.history: list[EpochMetrics] = []
 
     def _batch(self, split: str, index: torch.Tensor):
-        return self.inputs[split][:, index], self.data[split].labels[index].to(self.device)
+        inputs = self.inputs[split]
+        x = inputs[index] if self.events else inputs[:, index]
+        return x, self.data[split].labels[index].to(self.device)
+
+    def _outputs(self, out) -> tuple[Any, list[torch.Tensor]]:
+        """What the loss reads, and each hidden layer's spikes (raster or spike times)."""
+        if not self.events:
+            return out.output, out.hidden_spikes
+        spiking_readout = self.model.output_kind == "spikes"
+        hidden = out.spikes[:-1] if spiking_readout else out.spikes
+        return (out.spikes[-1] if spiking_readout else out.readout), hidden
+
+    def _spike_stats(self, hidden: list[torch.Tensor]) -> tuple[list[float], list[float]]:
+        if not self.events:
+            return _spike_stats(hidden)
+        steps = self.data["train"].events.duration / self.config.dt
+        return _event_spike_stats(hidden, steps)
 
     # one epoch -----------------------------------------------------------------------------
     def train_epoch(
@@ -241,19 +277,20 @@ class Trainer:
         for k, index in enumerate(batches):
             x, y = self._batch("train", index)
             self.model.reset_state()
-            out = self.model(x)
-            loss = self.loss(out.output, y)
+            output, hidden = self._outputs(self.model(x))
+            loss = self.loss(output, y)
             if not torch.isfinite(loss):
                 raise SnnkitError(
                     f"the loss became {loss.item()} at epoch {epoch}, batch {k}; lower --lr or check the inputs"
                 )
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            if loss.requires_grad:  # else no spike reached the loss: the gradient is zero
+                loss.backward()
+                self.optimizer.step()
             with torch.no_grad():
                 total_loss += loss.item() * len(index)
-                correct += (self.loss.predict(out.output) == y).sum().item()
-                r, d = _spike_stats(out.hidden_spikes)
+                correct += (self.loss.predict(output) == y).sum().item()
+                r, d = self._spike_stats(hidden)
                 rates = r if rates is None else [a + b for a, b in zip(rates, r, strict=True)]
                 dead = d if dead is None else [a + b for a, b in zip(dead, d, strict=True)]
             if on_batch is not None:
@@ -289,7 +326,7 @@ class Trainer:
         for index in torch.arange(n).split(max(self.config.batch_size, 256)):
             x, y = self._batch(split, index)
             self.model.reset_state()
-            out = self.model(x).output
+            out, _ = self._outputs(self.model(x))
             total += self.loss(out, y).item() * len(index)
             correct += (self.loss.predict(out) == y).sum().item()
         self.model.reset_state()
@@ -359,6 +396,23 @@ def _spike_stats(spikes: list[torch.Tensor]) -> tuple[list[float], list[float]]:
         rates.append(s.mean().item())
         dead.append((s.sum(dim=(0, 1)) == 0).to(torch.float64).mean().item())
     return rates, dead
+
+
+def _event_spike_stats(times: list[torch.Tensor], steps: float) -> tuple[list[float], list[float]]:
+    """:func:`_spike_stats` for spike times ``[B, N, K]``: rate per neuron per ``dt``."""
+    rates, dead = [], []
+    for t in times:
+        counts = torch.isfinite(t).sum(dim=2)  # [B, N]
+        rates.append(counts.to(torch.float64).mean().item() / steps)
+        dead.append((counts.sum(dim=0) == 0).to(torch.float64).mean().item())
+    return rates, dead
+
+
+def _loss_input_kind(output_kind: str, events: bool) -> str:
+    """The loss input a network provides: raster trace/spikes, or event spike times/readout."""
+    if not events:
+        return output_kind
+    return {"spikes": "spike_times", "trace": "readout"}[output_kind]
 
 
 def default_out_dir(config: RunConfig) -> Path:

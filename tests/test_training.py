@@ -54,9 +54,9 @@ def test_failed_run_is_recorded_as_failed_not_completed(tmp_path):
         assert len(record.epochs) == 1  # the finished epoch is kept
 
 
-def test_event_methods_are_refused_with_a_clear_error():
-    with pytest.raises(SnnkitError, match="event method"):
-        Trainer(RunConfig(grad="exact-autograd", epochs=1, **TINY))
+def test_a_spiking_readout_needs_a_loss_for_spikes():
+    with pytest.raises(SnnkitError, match="reads trace but this network outputs spikes"):
+        Trainer(RunConfig(readout="spiking", loss="ce_max", epochs=1, **TINY))
 
 
 def test_loss_must_match_network_output():

@@ -170,6 +170,10 @@ class Kernel:
         """State ``(V, I)`` after ``s`` ms without events."""
         return self.voltage(v0, i0, s), self.current(i0, s)
 
+    def psp_peak(self) -> float:
+        """Peak of ``V`` after a unit current jump from rest (scale for weight initialisation)."""
+        return float(self.voltage(0.0, 1.0, self.extremum(0.0, 1.0)))
+
     def extremum(self, v0: float, i0: float) -> float | None:
         """The ``s`` (possibly negative) where ``dV/ds = 0``, or None if V is monotone for all s."""
         if i0 == 0.0:

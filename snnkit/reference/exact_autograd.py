@@ -25,7 +25,7 @@ from snnkit.events import Events
 from snnkit.methods import GradientMethod
 from snnkit.neurons import LI, LIF, NeuronSpec
 from snnkit.nn import parse_shape
-from snnkit.reference.exact import ExactLayer, ExactNeuron, ExactResult, simulate
+from snnkit.reference.exact import ExactLayer, ExactNeuron, ExactResult, Kernel, simulate
 
 
 @dataclass
@@ -52,13 +52,35 @@ def exact_neuron(neuron: NeuronSpec) -> ExactNeuron:
     )
 
 
+def initial_weights(
+    out_features: int, in_features: int, neuron: LIF, mean: float, std: float
+) -> torch.Tensor:
+    """Weights ``~ N(mean, std^2) * theta / (psp_peak * in_features)``.
+
+    In these units ``mean = 1`` means: all inputs arriving together just reach threshold.
+    Continuous-time networks learn only from spikes, so the default (mean 2, std 2) makes
+    most neurons fire at initialisation; a silent network has a zero gradient.
+    """
+    peak = Kernel(neuron.tau_mem, neuron.tau_syn).psp_peak()
+    unit = neuron.threshold / (peak * in_features)
+    return (mean + std * torch.randn(out_features, in_features)) * unit
+
+
 class EventLayer(nn.Module):
     """Weights of one event layer (the dynamics live in the network's simulator)."""
 
-    def __init__(self, in_features: int, out_features: int, recurrent: bool = False) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        recurrent: bool = False,
+        weight: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / math.sqrt(in_features))
+        if weight is None:
+            weight = torch.randn(out_features, in_features) / math.sqrt(in_features)
+        self.weight = nn.Parameter(weight)
         self.recurrent_weight = (
             nn.Parameter(0.1 * torch.randn(out_features, out_features) / math.sqrt(out_features))
             if recurrent
@@ -125,12 +147,20 @@ class ExactAutograd(GradientMethod):
         return None
 
     def layer(
-        self, neuron, in_features, out_features, *, recurrent=False, surrogate=None, **options
+        self,
+        neuron,
+        in_features,
+        out_features,
+        *,
+        recurrent=False,
+        surrogate=None,
+        weight_mean: float = 2.0,
+        weight_std: float = 2.0,
     ):
+        """An event layer; weights drawn by :func:`initial_weights` (``weight_mean/std``)."""
         self.check(neuron)
-        if options:
-            raise SnnkitError(f"--grad {self.name} has no layer options (got {', '.join(options)})")
-        return EventLayer(in_features, out_features, recurrent)
+        weight = initial_weights(out_features, in_features, neuron, weight_mean, weight_std)
+        return EventLayer(in_features, out_features, recurrent, weight)
 
     def network(self, shape, neuron, *, readout=None, recurrent=False, surrogate=None, **options):
         self.check(neuron)
@@ -144,4 +174,6 @@ class ExactAutograd(GradientMethod):
             self.layer(neuron, a, b, recurrent=recurrent, **options)
             for a, b in zip(sizes[:-2], sizes[1:-1], strict=True)
         ]
-        return ExactEventNetwork(layers, EventLayer(sizes[-2], sizes[-1]), neuron, readout)
+        return ExactEventNetwork(
+            layers, self.layer(neuron, sizes[-2], sizes[-1], **options), neuron, readout
+        )
