@@ -1,20 +1,25 @@
-"""The EXODUS scans as CUDA kernels (CuPy) for CUDA tensors of feed-forward layers.
+"""The EXODUS scans as compiled kernels for feed-forward layers: CUDA (CuPy) and CPU.
 
-Same signatures and results as :mod:`snnkit_exodus.scan`, of which this is a drop-in:
-``kernels/exodus.cu`` runs one thread per neuron-column of the time-major ``[T, B*N]``
-layout, sequentially over time. The backward kernel is compiled once per surrogate (its
-device function is prepended to the source) and per dtype. CuPy is imported only when a
-kernel is compiled or launched (through :mod:`snnkit.kernels`).
+Same signatures and results as :mod:`snnkit_exodus.scan`, of which each
+:class:`KernelScan` is a drop-in. On CUDA, ``kernels/exodus.cu`` runs one thread per
+neuron-column of the time-major ``[T, B*N]`` layout, sequentially over time (:data:`CUDA`;
+CuPy is imported only when a kernel is compiled or launched, through :mod:`snnkit.kernels`).
+On the CPU, ``kernels/exodus_host.cpp`` drives the same per-column step functions over
+chunks of columns, time outermost (:data:`HOST`, built by :mod:`snnkit.host`). The
+backward is compiled once per surrogate (its function is prepended to the source) and
+per dtype.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from snnkit import kernels
+from snnkit import host, kernels
 from snnkit.surrogates import CUDA_FUNCTION, Surrogate
 from snnkit_exodus import scan
 
@@ -35,6 +40,11 @@ def _source() -> str:
     return kernels.read_source("snnkit_exodus", "kernels/exodus.cu")
 
 
+@functools.cache
+def _host_source() -> str:
+    return kernels.read_source("snnkit_exodus", "kernels/exodus_host.cpp")
+
+
 def forward_source() -> str:
     """The kernel source the forward pass compiles (surrogate declared, not defined)."""
     return _DECLARE_SURROGATE + _source()
@@ -43,6 +53,37 @@ def forward_source() -> str:
 def backward_source(surrogate: Surrogate) -> str:
     """The kernel source the reverse scan compiles: the surrogate's device function first."""
     return surrogate.cuda_source(CUDA_FUNCTION) + "\n" + _source()
+
+
+@dataclass(frozen=True)
+class KernelScan:
+    """The scans run by compiled kernels: ``compile(source, name, dtype, options)`` builds
+    ``name + suffix`` from the CUDA source plus ``extra`` (a CPU driver's source)."""
+
+    compile: Callable[..., Any]
+    suffix: str = ""
+    extra: Callable[[], str] = str
+
+    def _kernel(self, source: str, name: str, dtype: torch.dtype):
+        return self.compile(source + self.extra(), name + self.suffix, dtype, _OPTIONS)
+
+    def forward_scan(self, current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi):
+        return _forward_scan(
+            self, current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi
+        )
+
+    def reverse_scan(self, *args, **kwargs) -> dict[str, Any]:
+        return _reverse_scan(self, *args, **kwargs)
+
+
+# looked up at call time, so a test can swap kernels.compile_kernel for an emulation
+CUDA = KernelScan(lambda *args: kernels.compile_kernel(*args))
+HOST = KernelScan(lambda *args: host.compile_kernel(*args), "_host", _host_source)
+
+
+def host_available() -> bool:
+    """True when the CPU drivers can be built (a C++ compiler, not disabled)."""
+    return host.available()
 
 
 def _fits(current: torch.Tensor, params: tuple[torch.Tensor | None, ...], w_rec) -> bool:
@@ -62,7 +103,16 @@ def _flat(x: torch.Tensor | None, *shape: int) -> torch.Tensor | None:
 
 
 def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi):
-    """Membrane ``v[T, B, N]``, spikes ``a[T, B, N]`` and the final (vpost, i, a)."""
+    """Membrane ``v[T, B, N]``, spikes ``a[T, B, N]`` and the final (vpost, i, a), on CUDA."""
+    return CUDA.forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi)
+
+
+def reverse_scan(*args, **kwargs) -> dict[str, Any]:
+    """Gradients of the CUDA scan (see :func:`_reverse_scan`)."""
+    return CUDA.reverse_scan(*args, **kwargs)
+
+
+def _forward_scan(backend, current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi):
     if not _fits(current, (alpha, beta, theta, m), w_rec):
         return scan.forward_scan(
             current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi
@@ -78,7 +128,7 @@ def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, 
     i = current.new_empty(batch, neurons) if synaptic else None
     if synaptic:
         i0 = current.new_zeros(batch, neurons) if i0 is None else _flat(i0, batch, neurons)
-    kernel = kernels.compile_kernel(forward_source(), "exodus_forward", current.dtype, _OPTIONS)
+    kernel = backend._kernel(forward_source(), "exodus_forward", current.dtype)
     kernel(
         _grid(columns),
         (_BLOCK,),
@@ -109,7 +159,8 @@ def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, 
     return v_all, a_all, (vpost, i, a)
 
 
-def reverse_scan(
+def _reverse_scan(
+    backend,
     v_all,
     grad_spikes,
     g_vpost,
@@ -175,9 +226,7 @@ def reverse_scan(
     g_i = g_i if synaptic else None
     if need_beta:
         i0 = v_all.new_zeros(batch, neurons) if i0 is None else _flat(i0, batch, neurons)
-    kernel = kernels.compile_kernel(
-        backward_source(surrogate), "exodus_backward", v_all.dtype, _OPTIONS
-    )
+    kernel = backend._kernel(backward_source(surrogate), "exodus_backward", v_all.dtype)
     kernel(
         _grid(columns),
         (_BLOCK,),

@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import torch
 
 from snnkit import LIF, GradientMethod
+from snnkit.errors import SnnkitError
 from snnkit.nn import LIFState, SpikingLayer
-from snnkit_exodus import scan
+from snnkit_exodus import cuda, scan
 
 
 def _backend(current: torch.Tensor, w_rec):
-    """The CuPy kernels for CUDA tensors of feed-forward layers when CuPy is present, else torch."""
-    if current.is_cuda and w_rec is None:
-        from snnkit_exodus import cuda
-
-        if cuda.available():
-            return cuda
+    """Compiled kernels for feed-forward layers (CuPy on CUDA, C++ on the CPU) when they can
+    run here, else the torch scan (recurrent layers: always the torch scan)."""
+    if w_rec is None:
+        if current.is_cuda and cuda.available():
+            return cuda.CUDA
+        if current.device.type == "cpu" and _host_works():
+            return cuda.HOST
     return scan
+
+
+@functools.cache
+def _host_works() -> bool:
+    """The CPU kernels build here (probed once; a failure falls back to torch with a warning)."""
+    if not cuda.host_available():
+        return False
+    try:
+        cuda.HOST.forward_scan(*_probe())
+    except SnnkitError as exc:
+        warnings.warn(f"EXODUS CPU kernels unavailable, using the torch scan: {exc}", stacklevel=3)
+        return False
+    return True
+
+
+def _probe():
+    x = torch.zeros(1, 1, 1)
+    one = torch.ones(1)
+    return x, x[0], None, x[0], one, None, one, one, None, None, False
 
 
 class ExodusFunction(torch.autograd.Function):

@@ -3,25 +3,23 @@ CI; a real GPU with ``-m gpu``) and pass the conformance suite on device="cuda".
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
+import functools
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from snnkit_exodus import Exodus, cuda, scan
 
-from snnkit import kernels
+from snnkit import host, kernels
 from snnkit.conformance import case_names, run_case
 from snnkit.errors import SnnkitError
+from snnkit.neurons import LIF
 from snnkit.surrogates import BUILTIN_SURROGATES, Exponential, Gaussian, Rectangle
 
 NVCC = shutil.which("nvcc")
 PTXAS = shutil.which("ptxas")
-CXX = shutil.which("g++") or shutil.which("c++")
 KERNELS = ("exodus_forward", "exodus_backward")
 NEEDS = (
     {"alpha": True, "beta": True, "theta": True},
@@ -155,9 +153,20 @@ def _assert_close(got, ref, tol, what):
 
 
 def _check_against_scan(
-    dtype, device, *, synaptic, multi, m_is_theta, need, surrogate, steps=50, batch=4
+    dtype,
+    device,
+    *,
+    synaptic,
+    multi,
+    m_is_theta,
+    need,
+    surrogate,
+    steps=50,
+    batch=4,
+    neurons=33,
+    backend=cuda,
 ):
-    """cuda.forward_scan/reverse_scan on ``device`` equal the torch scan on CPU copies."""
+    """``backend``'s forward_scan/reverse_scan on ``device`` equal the torch scan on CPU copies."""
     fwd, grads = _inputs(
         dtype,
         device,
@@ -166,11 +175,12 @@ def _check_against_scan(
         m_is_theta=m_is_theta,
         steps=steps,
         batch=batch,
+        neurons=neurons,
     )
     cpu = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in fwd.items()}
     cpu_grads = {k: None if v is None else v.cpu() for k, v in grads.items()}
     tol = TOL[dtype]
-    v_all, a_all, final = cuda.forward_scan(**fwd)
+    v_all, a_all, final = backend.forward_scan(**fwd)
     ref_v, ref_a, ref_final = scan.forward_scan(**cpu)
     _assert_close(v_all, ref_v, tol, "v")
     _assert_close(a_all, ref_a, tol, "spikes")
@@ -180,104 +190,23 @@ def _check_against_scan(
 
     # the backward from the same saved membrane (the kernel's), to isolate it
     v_ref_in = v_all.detach().cpu()
-    got = _reverse(cuda, fwd, grads, v_all, surrogate, need, m_is_theta)
+    got = _reverse(backend, fwd, grads, v_all, surrogate, need, m_is_theta)
     ref = _reverse(scan, cpu, cpu_grads, v_ref_in, surrogate, need, m_is_theta)
     assert got.keys() == ref.keys()
     for key in ref:
         _assert_close(got[key], ref[key], tol, f"grad {key}")
 
 
-# --- host emulation: the .cu sources compiled by a C++ compiler, driven through cuda.py ------
-
-_PRELUDE = """\
-#include <cmath>
-#include <cstddef>
-#include <utility>
-using std::exp; using std::fabs; using std::floor; using std::fmax;
-#define __host__
-#define __device__
-#define __global__
-#define __forceinline__ inline
-struct snnkit_dim3 { unsigned x = 0, y = 0, z = 0; };
-static snnkit_dim3 blockIdx, threadIdx, blockDim;
-"""
-
-_LAUNCHER = """
-template <typename... A, std::size_t... I>
-static void snnkit_unpack(void (*f)(A...), void** args, std::index_sequence<I...>) {
-    f(*static_cast<A*>(args[I])...);
-}
-template <typename... A>
-static constexpr unsigned snnkit_arity(void (*)(A...)) { return sizeof...(A); }
-template <typename... A>
-static void snnkit_call(void (*f)(A...), void** args) {
-    snnkit_unpack(f, args, std::index_sequence_for<A...>{});
-}
-extern "C" unsigned snnkit_arguments() { return snnkit_arity(&KERNEL); }
-extern "C" void snnkit_run(unsigned grid, unsigned block, void** args) {
-    blockDim.x = block;
-    for (unsigned b = 0; b < grid; ++b) {
-        for (unsigned t = 0; t < block; ++t) {
-            blockIdx.x = b;
-            threadIdx.x = t;
-            snnkit_call(&KERNEL, args);
-        }
-    }
-}
-"""
-
-
-class _HostKernel:
-    """Runs a kernel's threads one after another on the CPU, args marshalled like CUDA's."""
-
-    def __init__(self, library: ctypes.CDLL, dtype: torch.dtype) -> None:
-        self.library, self.dtype = library, dtype
-        library.snnkit_arguments.restype = ctypes.c_uint
-
-    def __call__(self, grid, block, args, stream=None) -> None:
-        assert len(args) == self.library.snnkit_arguments(), "wrong number of kernel arguments"
-        scalar = ctypes.c_float if self.dtype == torch.float32 else ctypes.c_double
-        values = []
-        for arg in args:
-            if isinstance(arg, torch.Tensor):
-                assert arg.is_contiguous() and arg.dtype == self.dtype
-                values.append(ctypes.c_void_p(arg.data_ptr()))
-            elif arg is None:
-                values.append(ctypes.c_void_p(None))
-            elif isinstance(arg, int):
-                values.append(ctypes.c_int(arg))
-            else:
-                values.append(scalar(arg))
-        pointers = (ctypes.c_void_p * len(values))(
-            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values]
-        )
-        self.library.snnkit_run(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), pointers)
+# --- host emulation: the CUDA kernels compiled by a C++ compiler (snnkit.host), one thread
+# at a time, driven through cuda.py ------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def host_kernels(tmp_path_factory):
-    """A stand-in for :func:`snnkit.kernels.compile_kernel` building host libraries."""
-    if CXX is None:
+    """A stand-in for :func:`snnkit.kernels.compile_kernel` that emulates the launch grid."""
+    if not host.available():
         pytest.skip("no C++ compiler")
-    build, cache = tmp_path_factory.mktemp("exodus_host"), {}
-
-    def compile_kernel(source, name, dtype, options=()):
-        key = (hashlib.sha256(source.encode()).hexdigest()[:16], name, kernels.ctype(dtype))
-        if key not in cache:
-            launcher = _LAUNCHER.replace("KERNEL", f"{name}<{key[2]}>")
-            stem = build / "_".join(key)
-            Path(f"{stem}.cpp").write_text(_PRELUDE + source + launcher)
-            done = subprocess.run(
-                [CXX, "-std=c++17", "-O1", "-ffp-contract=off", "-shared", "-fPIC"]
-                + [f"{stem}.cpp", "-o", f"{stem}.so"],
-                capture_output=True,
-                text=True,
-            )
-            assert done.returncode == 0, done.stderr
-            cache[key] = _HostKernel(ctypes.CDLL(f"{stem}.so"), dtype)
-        return cache[key]
-
-    return compile_kernel
+    return functools.partial(host.compile_kernel, emulate=True)
 
 
 @pytest.mark.parametrize("need", NEEDS, ids=["need-all", "need-none"])
@@ -341,6 +270,99 @@ def test_final_spike_gradient(host_kernels, monkeypatch):
     ref = _reverse(cuda, fwd, moved, v_all, Exponential(), NEEDS[0], True)
     for key in ref:
         _assert_close(got[key], ref[key], 1e-14, key)
+
+
+# --- the CPU drivers (kernels/exodus_host.cpp): the same steps, loops turned for a CPU ------
+
+
+@pytest.fixture(scope="module")
+def needs_host():
+    if not host.available():
+        pytest.skip("no C++ compiler")
+
+
+@pytest.mark.parametrize("need", NEEDS, ids=["need-all", "need-none"])
+@pytest.mark.parametrize("m_is_theta", [True, False], ids=["m=theta", "m-fixed"])
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "multi"])
+@pytest.mark.parametrize("synaptic", [False, True], ids=["plain", "synaptic"])
+def test_cpu_driver_matches_scan(needs_host, synaptic, multi, m_is_theta, need):
+    # 3 x 300 columns: more than one chunk of 256, the last one partial
+    for dtype in (torch.float64, torch.float32):
+        _check_against_scan(
+            dtype,
+            "cpu",
+            synaptic=synaptic,
+            multi=multi,
+            m_is_theta=m_is_theta,
+            need=need,
+            surrogate=Exponential(),
+            batch=3,
+            neurons=300,
+            backend=cuda.HOST,
+        )
+
+
+@pytest.mark.parametrize(
+    "need",
+    [{"alpha": True, "beta": False, "theta": False}, {"alpha": False, "beta": True, "theta": True}],
+    ids=str,
+)
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_cpu_driver_short_sequences_and_mixed_needs(needs_host, steps, need):
+    for surrogate in (Gaussian(sigma=0.3), Rectangle(width=0.8)):
+        _check_against_scan(
+            torch.float64,
+            "cpu",
+            synaptic=True,
+            multi=True,
+            m_is_theta=True,
+            need=need,
+            surrogate=surrogate,
+            steps=steps,
+            batch=2,
+            backend=cuda.HOST,
+        )
+
+
+def test_cpu_driver_threads_give_identical_results(needs_host):
+    fwd, grads = _inputs(
+        torch.float64, "cpu", synaptic=True, multi=False, m_is_theta=True, batch=8, neurons=200
+    )
+    threads = torch.get_num_threads()
+    runs = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            v_all = cuda.HOST.forward_scan(**fwd)[0]
+            runs.append(_reverse(cuda.HOST, fwd, grads, v_all, Exponential(), NEEDS[0], True))
+    finally:
+        torch.set_num_threads(threads)
+    for key, value in runs[0].items():
+        assert value is None or torch.equal(value, runs[1][key]), key
+
+
+def test_layers_on_cpu_use_the_driver_unless_disabled(needs_host, monkeypatch):
+    from snnkit_exodus import method
+
+    calls = []
+    original = cuda.HOST.reverse_scan
+    monkeypatch.setattr(
+        cuda.KernelScan,
+        "reverse_scan",
+        lambda self, *a, **k: calls.append(self) or original(*a, **k),
+    )
+    layer = Exodus().layer(LIF(tau_mem=10.0, tau_syn=5.0), 4, 6).double()
+    x = torch.rand(20, 3, 4, dtype=torch.float64, requires_grad=True)
+    layer(x).sum().backward()
+    assert calls == [cuda.HOST]
+    # SNNKIT_HOST_KERNELS=0: the torch scan
+    monkeypatch.setenv("SNNKIT_HOST_KERNELS", "0")
+    method._host_works.cache_clear()
+    try:
+        assert method._backend(x, None) is scan
+    finally:
+        monkeypatch.delenv("SNNKIT_HOST_KERNELS")
+        method._host_works.cache_clear()
 
 
 # --- on a GPU (pytest -m gpu) -----------------------------------------------------------------

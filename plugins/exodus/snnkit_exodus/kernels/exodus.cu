@@ -25,18 +25,69 @@
 // (max_spikes < 0: no cap).
 template <typename T>
 __device__ __forceinline__ T exodus_spike(T v, T theta, int multi, int max_spikes) {
-    if (!(v >= theta)) {
-        return T(0);
-    }
+    // selects, not branches: spikes are data-dependent, and a CPU build vectorises this
+    const bool fired = v >= theta;
     if (!multi) {
-        return T(1);
+        return fired ? T(1) : T(0);
     }
     T count = floor(v / theta);
-    if (max_spikes >= 0 && count > T(max_spikes)) {
-        count = T(max_spikes);
-    }
-    return count;
+    count = (max_spikes >= 0 && count > T(max_spikes)) ? T(max_spikes) : count;
+    return fired ? count : T(0);
 }
+
+// --- the per-column steps, shared by the CUDA kernels below and the CPU driver
+// (exodus_host.cpp), so the arithmetic lives in one place ------------------------------
+
+// Forward step t: updates the column's (i, vpost, a) in place and returns v_t.
+template <typename T>
+__device__ __forceinline__ T exodus_forward_step(
+    T x, T& i, T& vpost, T& a, T al, T be, T th, T mm, int synaptic, int multi, int max_spikes) {
+    i = synaptic ? x + be * i : x;
+    const T v = i + al * vpost;
+    a = exodus_spike(v, th, multi, max_spikes);
+    vpost = v - mm * a;
+    return v;
+}
+
+// The adjoints one column carries backwards through time, and its parameter sums.
+template <typename T>
+struct ExodusAdjoint {
+    T lam_vp;       // dL/dvpost_t
+    T lam_a_extra;  // dL/da_t from the final state (t = T-1 only)
+    T lam_i_carry;  // beta * dL/di_{t+1}
+    T acc_alpha, acc_beta, acc_theta;
+};
+
+// Reverse step t: given v_t, vpost_{t-1} and i_{t-1} (both recomputed from the saved
+// membrane by the caller), updates the adjoints and returns dL/dx_t.
+template <typename T>
+__device__ __forceinline__ T exodus_backward_step(
+    ExodusAdjoint<T>& s, T v_t, T vpost_prev, T i_prev, T grad_spike, T al, T be, T th, T mm,
+    int synaptic, int multi, int max_spikes, int need_alpha, int need_beta, int need_theta,
+    int m_is_theta) {
+    const T sg = snnkit_surrogate(v_t, th);
+    const T lam_a = (grad_spike + s.lam_a_extra) - mm * s.lam_vp;
+    const T lam_v = s.lam_vp + sg * lam_a;
+    const T lam_i = synaptic ? lam_v + s.lam_i_carry : lam_v;
+    if (need_alpha) {
+        s.acc_alpha += lam_v * vpost_prev;
+    }
+    if (need_theta) {
+        s.acc_theta -= sg * lam_a;
+        if (m_is_theta) {
+            s.acc_theta -= exodus_spike(v_t, th, multi, max_spikes) * s.lam_vp;
+        }
+    }
+    if (need_beta) {
+        s.acc_beta += lam_i * i_prev;
+    }
+    s.lam_vp = al * lam_v;
+    s.lam_i_carry = be * lam_i;
+    s.lam_a_extra = T(0);
+    return lam_i;
+}
+
+// --- CUDA kernels: one thread per column, sequential over time ---------------------------
 
 template <typename T>
 __global__ void exodus_forward(
@@ -69,13 +120,9 @@ __global__ void exodus_forward(
     T a = steps > 0 ? T(0) : a0[k];
     for (int t = 0; t < steps; ++t) {
         const long long idx = static_cast<long long>(t) * columns + k;
-        const T x = current[idx];
-        i = synaptic ? x + be * i : x;
-        const T v = i + al * vpost;
-        a = exodus_spike(v, th, multi, max_spikes);
-        v_out[idx] = v;
+        v_out[idx] = exodus_forward_step(
+            current[idx], i, vpost, a, al, be, th, mm, synaptic, multi, max_spikes);
         a_out[idx] = a;
-        vpost = v - mm * a;
     }
     vpost_T[k] = vpost;
     a_T[k] = a;
@@ -118,70 +165,40 @@ __global__ void exodus_backward(
     const T v_init = v0[k];
     const T i_init = need_beta ? i0[k] : T(0);
 
-    // running adjoints: dL/dvpost_t, dL/da_t from the final state, dL/di_t from i_{t+1}
-    T lam_vp = has_g_vpost ? g_vpost[k] : T(0);
-    T lam_a_extra = has_g_a ? g_a[k] : T(0);
-    T lam_i_carry = (synaptic && has_g_i) ? g_i[k] : T(0);
-    T acc_alpha = T(0), acc_beta = T(0), acc_theta = T(0);
+    ExodusAdjoint<T> s;
+    s.lam_vp = has_g_vpost ? g_vpost[k] : T(0);
+    s.lam_a_extra = has_g_a ? g_a[k] : T(0);
+    s.lam_i_carry = (synaptic && has_g_i) ? g_i[k] : T(0);
+    s.acc_alpha = s.acc_beta = s.acc_theta = T(0);
 
-    // sliding window over the saved membrane: (v, a) at t and t-1; one load per step
+    // sliding window over the saved membrane: post-reset membranes at t-1 and t-2
+    // (vpost_{t-1} for alpha, i_{t-1} = v_{t-1} - alpha vpost_{t-2} for beta); one load per step
     const long long stride = columns;
     long long idx = static_cast<long long>(steps - 1) * stride + k;
     T v_t = v[idx];
-    T a_t = exodus_spike(v_t, th, multi, max_spikes);
-    T v_p = T(0), a_p = T(0);
-    if (steps > 1) {
-        v_p = v[idx - stride];
-        a_p = exodus_spike(v_p, th, multi, max_spikes);
-    }
+    T v_p = steps > 1 ? v[idx - stride] : T(0);
     for (int t = steps - 1; t >= 0; --t, idx -= stride) {
-        T v_pp = T(0), a_pp = T(0);  // t-2
-        if (t > 1) {
-            v_pp = v[idx - 2 * stride];
-            a_pp = exodus_spike(v_pp, th, multi, max_spikes);
-        }
-        const T s = snnkit_surrogate(v_t, th);
-        const T lam_a = (grad_spikes[idx] + lam_a_extra) - mm * lam_vp;
-        const T lam_v = lam_vp + s * lam_a;
-        const T lam_i = synaptic ? lam_v + lam_i_carry : lam_v;
-        g_current[idx] = lam_i;
-
-        if (need_alpha) {
-            const T vpost_prev = t > 0 ? v_p - mm * a_p : v_init;
-            acc_alpha += lam_v * vpost_prev;
-        }
-        if (need_theta) {
-            acc_theta -= s * lam_a;
-            if (m_is_theta) {
-                acc_theta -= a_t * lam_vp;
-            }
-        }
-        if (need_beta) {  // i_{t-1} = v_{t-1} - alpha vpost_{t-2}
-            const T vpost_pp = t > 1 ? v_pp - mm * a_pp : v_init;
-            const T i_prev = t > 0 ? v_p - al * vpost_pp : i_init;
-            acc_beta += lam_i * i_prev;
-        }
-
-        // hand the adjoints to step t-1
-        lam_vp = al * lam_v;
-        lam_i_carry = be * lam_i;
-        lam_a_extra = T(0);
+        const T v_pp = t > 1 ? v[idx - 2 * stride] : T(0);
+        const T vpost_prev = t > 0 ? v_p - mm * exodus_spike(v_p, th, multi, max_spikes) : v_init;
+        const T vpost_pp = t > 1 ? v_pp - mm * exodus_spike(v_pp, th, multi, max_spikes) : v_init;
+        const T i_prev = t > 0 ? v_p - al * vpost_pp : i_init;
+        g_current[idx] = exodus_backward_step(
+            s, v_t, vpost_prev, i_prev, grad_spikes[idx], al, be, th, mm, synaptic, multi,
+            max_spikes, need_alpha, need_beta, need_theta, m_is_theta);
         v_t = v_p;
-        a_t = a_p;
         v_p = v_pp;
-        a_p = a_pp;
     }
-    g_v0[k] = lam_vp;
+    g_v0[k] = s.lam_vp;
     if (synaptic) {
-        g_i0[k] = lam_i_carry;
+        g_i0[k] = s.lam_i_carry;
     }
     if (need_alpha) {
-        g_alpha[k] = acc_alpha;
+        g_alpha[k] = s.acc_alpha;
     }
     if (need_beta) {
-        g_beta[k] = acc_beta;
+        g_beta[k] = s.acc_beta;
     }
     if (need_theta) {
-        g_theta[k] = acc_theta;
+        g_theta[k] = s.acc_theta;
     }
 }
