@@ -22,10 +22,11 @@ from torch import nn
 
 from snnkit.errors import SnnkitError
 from snnkit.events import Events
+from snnkit.init import event_weights
 from snnkit.methods import GradientMethod
 from snnkit.neurons import LI, LIF, NeuronSpec
 from snnkit.nn import parse_shape
-from snnkit.reference.exact import ExactLayer, ExactNeuron, ExactResult, Kernel, simulate
+from snnkit.reference.exact import ExactLayer, ExactNeuron, ExactResult, simulate
 
 
 @dataclass
@@ -50,20 +51,6 @@ def exact_neuron(neuron: NeuronSpec) -> ExactNeuron:
         threshold=neuron.threshold,
         reset=neuron.reset,
     )
-
-
-def initial_weights(
-    out_features: int, in_features: int, neuron: LIF, mean: float, std: float
-) -> torch.Tensor:
-    """Weights ``~ N(mean, std^2) * theta / (psp_peak * in_features)``.
-
-    In these units ``mean = 1`` means: all inputs arriving together just reach threshold.
-    Continuous-time networks learn only from spikes, so the default (mean 2, std 2) makes
-    most neurons fire at initialisation; a silent network has a zero gradient.
-    """
-    peak = Kernel(neuron.tau_mem, neuron.tau_syn).psp_peak()
-    unit = neuron.threshold / (peak * in_features)
-    return (mean + std * torch.randn(out_features, in_features)) * unit
 
 
 class EventLayer(nn.Module):
@@ -154,12 +141,12 @@ class ExactAutograd(GradientMethod):
         *,
         recurrent=False,
         surrogate=None,
-        weight_mean: float = 2.0,
-        weight_std: float = 2.0,
+        weight_mean: float = 0.5,
+        weight_std: float = 0.5,
     ):
-        """An event layer; weights drawn by :func:`initial_weights` (``weight_mean/std``)."""
+        """An event layer; weights by :func:`snnkit.init.event_weights` (``weight_mean/std``)."""
         self.check(neuron)
-        weight = initial_weights(out_features, in_features, neuron, weight_mean, weight_std)
+        weight = event_weights(out_features, in_features, neuron, weight_mean, weight_std)
         return EventLayer(in_features, out_features, recurrent, weight)
 
     def network(self, shape, neuron, *, readout=None, recurrent=False, surrogate=None, **options):

@@ -5,4 +5,14 @@ from snnkit import hookimpl
 
 @hookimpl
 def snnkit_register_gradients(register):
-    pass  # filled in by the eventprop implementation
+    from snnkit_eventprop.method import EventProp
+
+    register(EventProp())
+
+
+@hookimpl
+def snnkit_register_losses(register):
+    from snnkit_eventprop.losses import LOSSES
+
+    for loss in LOSSES:
+        register(loss)

@@ -1,0 +1,74 @@
+"""One spiking layer as an autograd Function: event-exact forward, adjoint backward.
+
+``spike_times(pre, weight, recurrent, config)`` returns the layer's spike times
+``[B, N, K]``; its backward is :func:`snnkit_eventprop.adjoint.adjoint_layer`, never autograd
+through the forward. Gradients reach the weights, the recurrent weights and the input spike
+times, so layers (and any loss on spike times or on an LI readout) chain through autograd.
+CUDA tensors of feed-forward layers use the CuPy kernels when CuPy is present.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from snnkit_eventprop.adjoint import adjoint_layer
+from snnkit_eventprop.simulate import LayerConfig, LayerRecord, run_layer
+
+__all__ = ["spike_times"]
+
+
+def _backend(pre: torch.Tensor, recurrent):
+    if pre.is_cuda and recurrent is None:
+        from snnkit_eventprop import cuda
+
+        if cuda.available():
+            return cuda
+    return None
+
+
+class _EventLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre, weight, recurrent, config, options):
+        backend = _backend(pre, recurrent)
+        if backend is not None:
+            record = backend.run_layer(pre, weight, config)
+        else:
+            record = run_layer(pre, weight, recurrent, config)
+        ctx.record, ctx.config, ctx.options, ctx.backend = record, config, options, backend
+        ctx.pre_shape = pre.shape
+        ctx.save_for_backward(weight, recurrent)
+        if options.get("record") is not None:
+            options["record"].append(record)
+        return record.times.to(pre.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        weight, recurrent = ctx.saved_tensors
+        record: LayerRecord = ctx.record
+        if ctx.backend is not None:
+            d_arr, d_w = ctx.backend.adjoint_layer(record, grad, weight, ctx.config)
+            d_r = None
+        else:
+            d_arr, d_w, d_r = adjoint_layer(
+                record,
+                grad.to(record.times.dtype),
+                weight,
+                recurrent,
+                ctx.config,
+                drop_jump=ctx.options.get("drop_jump"),
+            )
+        B = ctx.pre_shape[0]
+        d_pre = d_arr.new_zeros(B, d_arr.shape[1])
+        d_pre.scatter_(1, record.order, d_arr)
+        return d_pre.view(ctx.pre_shape), d_w, d_r, None, None
+
+
+def spike_times(
+    pre: torch.Tensor,
+    weight: torch.Tensor,
+    recurrent: torch.Tensor | None,
+    config: LayerConfig,
+    **options,
+) -> torch.Tensor:
+    """Spike times ``[B, N, K]`` of a layer fed by ``pre [B, N_in, K_in]`` (differentiable)."""
+    return _EventLayer.apply(pre, weight, recurrent, config, options)

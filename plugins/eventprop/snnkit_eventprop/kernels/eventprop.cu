@@ -1,0 +1,194 @@
+// EventProp for feed-forward current-based LIF layers (snnkit_eventprop.cuda).
+//
+// One thread per (sample b, neuron n). Input spikes come sorted per sample: arrival times
+// arr_t[B, E] (+inf padded) and their presynaptic neurons src[B, E]; weights W[N, N_in].
+//
+// Forward: between consecutive arrivals the state follows the closed form
+//     I(s) = I0 exp(-s/tau_s),  V(s) = V0 exp(-s/tau_m) + I0 kappa (exp(-s/tau_s) - exp(-s/tau_m))
+// (kappa = tau_s/(tau_s - tau_m); V = (V0 + I0 s/tau) exp(-s/tau) for equal taus). Every
+// upward crossing of theta in the window is found (split at the single extremum of V, then
+// a safeguarded Newton iteration on the bracket), recorded (time, I before the spike) and
+// reset; an arrival at the same time as a crossing comes first. Spikes beyond `cap` are
+// counted but not stored, and the thread stops after max_spikes + 1: the host re-runs with
+// a larger buffer or raises (spikes are never dropped silently).
+//
+// Backward: the adjoint (a_V, a_I) = (dL/dV, dL/dI) runs from t = T to 0 over the merged
+// arrivals and own spikes, exactly between events; at a spike (g = dL/dt_k, I = current
+// before it) a_V <- a_V - tau_m/(I - theta) (g - a_V (theta - V_after)/tau_m); at an
+// arrival from j: dW[n, j] += a_I and dL/d(arrival) += W[n, j] (a_I/tau_s - a_V/tau_m),
+// both accumulated with atomicAdd.
+
+template <typename T>
+__device__ __forceinline__ T ep_voltage(T v0, T i0, T s, T tm, T ts) {
+    const T em = exp(-s / tm);
+    if (tm == ts) {
+        return (v0 + i0 * s / tm) * em;
+    }
+    const T kappa = ts / (ts - tm);
+    const T diff = (ts < tm) ? em * expm1(-s * (T(1) / ts - T(1) / tm))
+                             : -exp(-s / ts) * expm1(-s * (T(1) / tm - T(1) / ts));
+    return v0 * em + i0 * kappa * diff;
+}
+
+template <typename T>
+__device__ __forceinline__ T ep_slope(T v0, T i0, T s, T tm, T ts) {
+    return (i0 * exp(-s / ts) - ep_voltage(v0, i0, s, tm, ts)) / tm;
+}
+
+template <typename T>
+__device__ __forceinline__ T ep_eps() {
+    return sizeof(T) == 4 ? T(1.1920929e-07) : T(2.220446049250313e-16);
+}
+
+// First s in (0, window] with V(s) = theta from below; 0 if v0 >= theta; -1 if none.
+template <typename T>
+__device__ T ep_first_crossing(T v0, T i0, T theta, T window, T tm, T ts) {
+    const T f0 = v0 - theta;
+    if (f0 >= T(0)) {
+        return T(0);
+    }
+    if (!(window > T(0))) {
+        return T(-1);
+    }
+    T s_ext = T(-1);
+    if (i0 != T(0)) {
+        if (tm == ts) {
+            s_ext = tm * (T(1) - v0 / i0);
+        } else {
+            const T kappa = ts / (ts - tm);
+            const T ratio = (v0 - i0 * kappa) / (i0 * (T(1) - kappa));
+            if (ratio > T(0)) {
+                s_ext = log(ratio) / (T(1) / tm - T(1) / ts);
+            }
+        }
+    }
+    const bool inside = s_ext > T(0) && s_ext < window;
+    const T mid = inside ? s_ext : window;
+    const T f_mid = ep_voltage(v0, i0, mid, tm, ts) - theta;
+    T lo, hi, flo, fhi;
+    if (f_mid >= T(0)) {
+        lo = T(0); hi = mid; flo = f0; fhi = f_mid;
+    } else {
+        const T f_end = ep_voltage(v0, i0, window, tm, ts) - theta;
+        if (!inside || f_end < T(0)) {
+            return T(-1);
+        }
+        lo = mid; hi = window; flo = f_mid; fhi = f_end;
+    }
+    if (fhi == T(0)) {
+        return hi;
+    }
+    T x = lo + (hi - lo) * (-flo) / (fhi - flo);
+    if (!(x > lo && x < hi)) {
+        x = T(0.5) * (lo + hi);
+    }
+    const T eps = ep_eps<T>();
+    for (int it = 0; it < 100; ++it) {
+        const T fx = ep_voltage(v0, i0, x, tm, ts) - theta;
+        if (fx == T(0)) {
+            return x;
+        }
+        if (fx < T(0)) { lo = x; } else { hi = x; }
+        const T d = ep_slope(v0, i0, x, tm, ts);
+        T nx = x - fx / d;
+        if (!(d > T(0) && nx >= lo && nx <= hi)) {
+            nx = T(0.5) * (lo + hi);
+        }
+        const bool done = fabs(nx - x) <= T(4) * eps * fabs(x) || hi - lo <= T(4) * eps * hi;
+        x = nx;
+        if (done) {
+            break;
+        }
+    }
+    return x;
+}
+
+template <typename T>
+__global__ void eventprop_forward(const T* arr_t, const long long* src, const T* weight,
+                                  T* times, T* currents, long long* counts, int batch,
+                                  int neurons, int inputs, int arrivals, int cap,
+                                  int max_spikes, T tm, T ts, T theta, int reset_zero,
+                                  T v_reset, T duration) {
+    const long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= (long long)batch * neurons) {
+        return;
+    }
+    const long long b = k / neurons, n = k % neurons;
+    T v = T(0), i = T(0), t = T(0);
+    long long count = 0;
+    for (int e = 0; e <= arrivals; ++e) {
+        const T a = e < arrivals ? arr_t[b * arrivals + e] : T(INFINITY);
+        const bool valid = a < T(INFINITY);
+        const T end = valid ? a : duration;
+        while (count <= max_spikes) {
+            const T s = ep_first_crossing(v, i, theta, end - t, tm, ts);
+            if (s < T(0) || !(t + s < end)) {
+                break;
+            }
+            const T v_new = ep_voltage(v, i, s, tm, ts);
+            i = i * exp(-s / ts);
+            if (count < cap) {
+                times[k * cap + count] = t + s;
+                currents[k * cap + count] = i;
+            }
+            ++count;
+            v = reset_zero ? v_reset : v_new - theta;
+            t = t + s;
+        }
+        if (count > max_spikes) {
+            break;
+        }
+        const T gap = end - t;
+        v = ep_voltage(v, i, gap, tm, ts);
+        i = i * exp(-gap / ts);
+        t = end;
+        if (!valid) {
+            break;
+        }
+        i += weight[n * inputs + src[b * arrivals + e]];
+    }
+    counts[k] = count;
+}
+
+template <typename T>
+__global__ void eventprop_backward(const T* arr_t, const long long* src, const T* weight,
+                                   const T* times, const T* currents, const T* grad,
+                                   const long long* counts, T* d_weight, T* d_arrivals,
+                                   int batch, int neurons, int inputs, int arrivals, int cap,
+                                   T tm, T ts, T theta, T v_after, T duration) {
+    const long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= (long long)batch * neurons) {
+        return;
+    }
+    const long long b = k / neurons, n = k % neurons;
+    long long pa = -1;
+    for (int e = 0; e < arrivals; ++e) {
+        if (arr_t[b * arrivals + e] < T(INFINITY)) {
+            pa = e;
+        }
+    }
+    long long pk = counts[k] - 1;
+    T a_v = T(0), a_i = T(0), t = duration;
+    while (pa >= 0 || pk >= 0) {
+        const T ta = pa >= 0 ? arr_t[b * arrivals + pa] : T(-INFINITY);
+        const T tk = pk >= 0 ? times[k * cap + pk] : T(-INFINITY);
+        const bool spike = pk >= 0 && tk >= ta;
+        const T t_ev = spike ? tk : ta;
+        const T gap = t - t_ev;
+        const T kvi = ep_voltage(T(0), T(1), gap, tm, ts);
+        a_i = a_i * exp(-gap / ts) + a_v * kvi;
+        a_v = a_v * exp(-gap / tm);
+        t = t_ev;
+        if (spike) {
+            const T g = grad[k * cap + pk];
+            const T cur = currents[k * cap + pk];
+            a_v = a_v - tm / (cur - theta) * (g - a_v * (theta - v_after) / tm);
+            --pk;
+        } else {
+            const long long j = src[b * arrivals + pa];
+            atomicAdd(&d_weight[n * inputs + j], a_i);
+            atomicAdd(&d_arrivals[b * arrivals + pa], weight[n * inputs + j] * (a_i / ts - a_v / tm));
+            --pa;
+        }
+    }
+}

@@ -1,0 +1,138 @@
+"""``--grad eventprop``: exact adjoint gradients in continuous time (Wunderlich & Pehle 2021)."""
+
+from __future__ import annotations
+
+import math
+
+from snnkit.errors import SnnkitError
+from snnkit.init import event_weights
+from snnkit.methods import GradientMethod
+from snnkit.neurons import LI, LIF, NeuronSpec
+from snnkit.nn import parse_shape
+from snnkit.reference.exact import Kernel
+from snnkit_eventprop.network import EventPropLayer, EventPropNetwork
+from snnkit_eventprop.simulate import LayerConfig
+
+__all__ = ["EventProp"]
+
+_OPTIONS = (
+    "mode",
+    "dt",
+    "max_spikes",
+    "weight_mean",
+    "weight_std",
+    "output_weight_mean",
+    "output_weight_std",
+)
+
+
+class EventProp(GradientMethod):
+    """Event-exact forward, adjoint backward with jumps at spikes (METHODS.md §4)."""
+
+    name = "eventprop"
+    summary = "EventProp: exact adjoint gradients of continuous-time LIF networks (+ loss shaping)"
+    paper = "Wunderlich & Pehle, Sci. Rep. 2021; Nowotny, Turner & Knight, arXiv 2212.01232"
+    version = "1"
+    representation = "events"
+    oracle = "exact-events"
+    exact = True
+    devices = ("cpu", "cuda")
+    neurons = ("lif",)
+
+    def supports(self, neuron: NeuronSpec) -> str | None:
+        if not isinstance(neuron, LIF) or math.isinf(neuron.tau_mem):
+            return "needs a leaky LIF neuron (continuous-time current-based LIF)"
+        if neuron.tau_syn is None:
+            return "needs a synaptic current (set tau_syn): input spikes jump the current"
+        if neuron.multi_spike or neuron.subtract is not None:
+            return "multi_spike and subtract= are raster options; in continuous time each crossing is one spike"
+        return None
+
+    def layer(
+        self,
+        neuron,
+        in_features,
+        out_features,
+        *,
+        recurrent=False,
+        surrogate=None,
+        weight_mean: float = 0.5,
+        weight_std: float = 0.5,
+    ):
+        """Weights of one layer, drawn by :func:`snnkit.init.event_weights`."""
+        self.check(neuron)
+        weight = event_weights(out_features, in_features, neuron, weight_mean, weight_std)
+        return EventPropLayer(in_features, out_features, recurrent, weight)
+
+    def network(
+        self,
+        shape,
+        neuron,
+        *,
+        readout=None,
+        recurrent=False,
+        surrogate=None,
+        mode: str = "exact",
+        dt: float | None = None,
+        max_spikes: int = 64,
+        weight_mean: float = 0.5,
+        weight_std: float = 0.5,
+        output_weight_mean: float | None = None,
+        output_weight_std: float | None = None,
+        **options,
+    ) -> EventPropNetwork:
+        """Layers for ``shape`` ("5-200-3"); options: ``mode`` ("exact" | "grid"), ``dt``
+        (grid step, ms), ``max_spikes`` (per neuron and sample), weight init
+        ``weight_mean``/``weight_std`` (:func:`snnkit.init.event_weights`; the
+        ``output_`` ones for the last layer, defaulting to the hidden ones)."""
+        if options:
+            raise SnnkitError(
+                f"--grad eventprop: unknown option(s) {', '.join(sorted(options))}; "
+                f"known: {', '.join(_OPTIONS)}"
+            )
+        self.check(neuron)
+        if not isinstance(max_spikes, int) or isinstance(max_spikes, bool) or max_spikes < 1:
+            raise SnnkitError(f"max_spikes must be a positive integer, got {max_spikes!r}")
+        sizes = parse_shape(shape)
+        readout = (
+            readout if readout is not None else LI(tau_mem=neuron.tau_mem, tau_syn=neuron.tau_syn)
+        )
+        hidden = [
+            self.layer(
+                neuron, a, b, recurrent=recurrent, weight_mean=weight_mean, weight_std=weight_std
+            )
+            for a, b in zip(sizes[:-2], sizes[1:-1], strict=True)
+        ]
+        out_neuron = readout if readout.spiking else neuron
+        output = EventPropLayer(
+            sizes[-2],
+            sizes[-1],
+            weight=event_weights(
+                sizes[-1],
+                sizes[-2],
+                out_neuron,
+                weight_mean if output_weight_mean is None else output_weight_mean,
+                weight_std if output_weight_std is None else output_weight_std,
+            ),
+        )
+        configs = [_config(neuron, max_spikes, f"layer {k}") for k in range(len(hidden))]
+        kernel = None
+        if readout.spiking:
+            self.check(readout)
+            configs.append(_config(readout, max_spikes, "output layer"))
+        else:
+            kernel = Kernel(readout.tau_mem, readout.tau_syn or neuron.tau_syn)
+        return EventPropNetwork(hidden, output, configs, kernel, mode=mode, dt=dt)
+
+
+def _config(neuron: LIF, max_spikes: int, name: str) -> LayerConfig:
+    return LayerConfig(
+        tau_mem=float(neuron.tau_mem),
+        tau_syn=float(neuron.tau_syn),
+        threshold=float(neuron.threshold),
+        reset=neuron.reset,
+        v_reset=0.0,
+        duration=1.0,  # replaced by the input's duration at each call
+        max_spikes=max_spikes,
+        name=name,
+    )

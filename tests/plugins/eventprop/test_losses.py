@@ -1,0 +1,90 @@
+"""The EventProp losses: registered, exact through EventProp (= autograd of the exact reference)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from snnkit_eventprop.losses import LOSSES
+from snnkit_eventprop.method import EventProp
+
+from snnkit import LI, LIF, get_registry
+from snnkit.errors import SnnkitError
+from snnkit.events import Events
+from snnkit.reference.exact_autograd import ExactAutograd
+
+F64 = torch.float64
+NEURON = LIF(tau_mem=10.0, tau_syn=5.0)
+
+
+def _nets(readout):
+    spec = NEURON if readout == "spike_times" else LI(tau_mem=10.0, tau_syn=5.0)
+    ref = ExactAutograd().network("4-6-3", NEURON, readout=spec).to(F64)
+    gen = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for p in ref.parameters():
+            w = torch.randn(p.shape, generator=gen, dtype=F64) + 1.0
+            p.copy_(w * 2.0 / math.sqrt(p.shape[1]))
+    net = EventProp().network("4-6-3", NEURON, readout=spec).to(F64)
+    net.load_state_dict(ref.state_dict())
+    return ref, net
+
+
+def _output(out, kind, duration):
+    if kind == "readout":
+        return out.readout
+    times = out.spikes[-1]
+    times.duration = duration  # as eventprop networks do
+    return times
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda loss: loss.name)
+def test_loss_gradient_through_eventprop_equals_the_exact_reference(loss):
+    ref, net = _nets(loss.input)
+    gen = torch.Generator().manual_seed(0)
+    times = (torch.rand(4, 4, 2, generator=gen, dtype=F64) * 20).sort(-1).values
+    target = torch.tensor([0, 1, 2, 1])
+    results = []
+    for model in (ref, net):
+        out = _output(model(Events(times, 40.0)), loss.input, 40.0)
+        value = loss(out, target)
+        grads = torch.autograd.grad(value, list(model.parameters()))
+        results.append((value.detach(), grads, loss.predict(out)))
+    (v1, g1, p1), (v2, g2, p2) = results
+    assert torch.isfinite(v2) and abs(float(v1 - v2)) <= 1e-12 * max(1.0, abs(float(v1)))
+    assert torch.equal(p1, p2)
+    for a, b in zip(g2, g1, strict=True):
+        assert float((a - b).abs().max()) <= 1e-10 * float(b.abs().max()) + 1e-14
+    assert any(float(g.abs().max()) > 0 for g in g2)
+
+
+def test_losses_are_registered_and_declare_their_input():
+    reg = get_registry()
+    kinds = {loss.name: reg.loss(loss.name).input for loss in LOSSES}
+    assert kinds == {
+        "sum": "readout",
+        "sum_exp": "readout",
+        "max": "readout",
+        "avg_xentropy": "readout",
+        "first_spike": "spike_times",
+        "first_spike_exp": "spike_times",
+    }
+
+
+def test_first_spike_silent_output_counts_as_firing_at_T():
+    times = torch.tensor([[[3.0, math.inf], [math.inf, math.inf]]], dtype=F64, requires_grad=True)
+    loss = get_registry().loss("first_spike_exp")
+    with pytest.raises(SnnkitError, match="needs the simulation window T"):
+        loss(times, torch.tensor([0]))
+    times.duration = 10.0
+    value = loss(times, torch.tensor([1]))
+    assert torch.isfinite(value)
+    (grad,) = torch.autograd.grad(value, times)
+    assert grad[0, 1].abs().sum() == 0 and grad[0, 0, 0] != 0  # silent: no gradient
+    assert loss.predict(times).tolist() == [0]
+
+
+def test_readout_losses_reject_other_outputs():
+    with pytest.raises(SnnkitError, match="reads an event network's LI readout"):
+        get_registry().loss("sum_exp")(torch.zeros(5, 2, 3), torch.zeros(2, dtype=torch.long))
