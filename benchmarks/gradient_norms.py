@@ -33,9 +33,10 @@ STEPS = (25, 50, 100, 200, 400, 800)
 SEEDS = (0, 1, 2, 3, 4)
 N_IN, N_OUT, BATCH = 64, 64, 8
 P_IN, W_MEAN, W_STD = 0.1, 0.02, 0.1
-METHODS = ("exodus", "bptt-detached-reset", "bptt")
+METHODS = ("exodus", "bptt-detached-reset", "bptt", "slayer")
 OUT = Path(__file__).resolve().parents[1] / "docs" / "methods" / "exodus_figures"
 F64 = torch.float64
+SLAYER_DIFFS: list[float] = []  # SLAYER vs bptt-detached-reset, max relative |dL/dW| difference
 
 
 @dataclass
@@ -83,6 +84,9 @@ def measure(surrogate: Surrogate, methods=METHODS, steps=STEPS, seeds=SEEDS):
             if "bptt" in grads and "exodus" in grads:
                 diff = (grads["exodus"] - grads["bptt"]).abs().max()
                 worst = max(worst, float(diff / grads["bptt"].abs().max()))
+            if "slayer" in grads:
+                ref = grads["bptt-detached-reset"]
+                SLAYER_DIFFS.append(float((grads["slayer"] - ref).abs().max() / ref.abs().max()))
     return table, rates, worst
 
 
@@ -122,11 +126,13 @@ def plot(table, path: Path, title: str) -> None:
         "exodus": dict(color="C0", marker="o", lw=2),
         "bptt-detached-reset": dict(color="C3", marker="s", lw=2),
         "bptt": dict(color="k", marker="", ls="--", lw=1),
+        "slayer": dict(color="C1", marker="x", ls=":", lw=1),
     }
     labels = {
         "exodus": "EXODUS (reset gradient through)",
         "bptt-detached-reset": "SLAYER / BPTT, reset detached",
         "bptt": "BPTT (autograd, reset through)",
+        "slayer": "SLAYER plugin (scale_rho = 1)",
     }
     for k, (ax, ylabel) in enumerate(
         zip(axes, ("||dL/dW||  (Frobenius)", "RMS dL/dI_0  (error at the first step)"), strict=True)
@@ -140,7 +146,7 @@ def plot(table, path: Path, title: str) -> None:
                 [min(v) for v in vals],
                 [max(v) for v in vals],
                 color=styles.get(m, {}).get("color", "grey"),
-                alpha=0.15 if m != "bptt" else 0.0,
+                alpha=0.15 if m not in ("bptt", "slayer") else 0.0,
             )
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -196,6 +202,7 @@ def markdown(main, rates, worst, extra, elapsed: float) -> str:
         "of them; with the reset through, f_t = 1 - theta*s_t damps it at every step "
         "near threshold.",
         "",
+        *slayer_section(s),
         "## Other surrogates (slopes of the same fit, EXODUS vs detached reset)",
         "",
         "With the reset through, f_t = 1 - theta*s_t; |f_t| <= 1 for every membrane "
@@ -216,6 +223,38 @@ def markdown(main, rates, worst, extra, elapsed: float) -> str:
             f"| {e[0][-1]:.4g} | {d[0][-1]:.4g} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def slayer_section(s) -> list[str]:
+    """SLAYER's gradient, and the scale_rho that would give it EXODUS's size at each T."""
+    if "slayer" not in s:
+        return []
+    ex, sl = s["exodus"], s["slayer"]
+    lines = [
+        "## SLAYER (`--grad slayer`) and its gradient scale `scale_rho`",
+        "",
+        "The SLAYER plugin's gradient equals the detached-reset one (largest relative "
+        f"difference of dL/dW over all T and seeds: {max(SLAYER_DIFFS):.1e}). In one layer "
+        "it is proportional to `scale_rho` (the surrogate's scale c), so the scale that "
+        "would give it EXODUS's size is the ratio below: it has to shrink with T, which is "
+        "the hand-tuned gradient scale SLAYER needs and EXODUS does without. In a network "
+        "of L layers the factor enters L times.",
+        "",
+        "| T | SLAYER ‖dL/dW‖ | EXODUS ‖dL/dW‖ | scale_rho matching ‖dL/dW‖ | "
+        "scale_rho matching RMS dL/dI₀ |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for k, t in enumerate(STEPS):
+        lines.append(
+            f"| {t} | {sl[0][k]:.4g} | {ex[0][k]:.4g} | {ex[0][k] / sl[0][k]:.3f} "
+            f"| {ex[1][k] / sl[1][k]:.3f} |"
+        )
+    lines += [
+        f"| log-log slope | {sl[2]:.2f} | {ex[2]:.2f} | {ex[2] - sl[2]:.2f} "
+        f"| {ex[3] - sl[3]:.2f} |",
+        "",
+    ]
+    return lines
 
 
 EXTRA: tuple[tuple[str, float, Surrogate], ...] = (

@@ -1,1 +1,9 @@
-"""The bundled slayer plugin (entry point group ``snnkit``)."""
+"""The bundled SLAYER plugin: spike-response-model layers, gradient by temporal correlation.
+
+Shrestha & Orchard, NeurIPS 2018; METHODS.md §3. ``--grad slayer``, ``--neuron srm``.
+"""
+
+from snnkit_slayer.method import Slayer
+from snnkit_slayer.neuron import SRM
+
+__all__ = ["SRM", "Slayer"]
