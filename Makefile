@@ -16,17 +16,24 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
+# the tests also need the datasets extra (tonic, h5py): tests/test_neuromorphic.py runs
+# tonic's real loaders on fixture files; `make run` does not need it
+DATASETS := $(VENV)/.datasets-installed
+$(DATASETS): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[datasets]"
+	touch $(DATASETS)
+
 run: $(STAMP)
 	$(BIN)/snnkit run
 
 # the example third-party plugin, installed like any plugin, so the tests see its entry point
 EXAMPLE := $(VENV)/.example-installed
-$(EXAMPLE): $(STAMP) examples/snnkit-checkpointed-bptt/pyproject.toml
+$(EXAMPLE): $(DATASETS) examples/snnkit-checkpointed-bptt/pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e examples/snnkit-checkpointed-bptt
 	touch $(EXAMPLE)
 
 test: $(EXAMPLE)
-	SNNKIT_REQUIRE_EXAMPLE=1 $(BIN)/python -m pytest -m "not gpu"
+	SNNKIT_REQUIRE_EXAMPLE=1 SNNKIT_REQUIRE_DATASETS=1 $(BIN)/python -m pytest -m "not gpu"
 
 test-fast: $(EXAMPLE)
 	$(BIN)/python -m pytest

@@ -89,3 +89,9 @@ def snnkit_register_datasets(register):
 
     register(replace(yinyang_spec(), defaults=YINYANG_RECIPE))
     register(replace(randman_spec(), defaults=RANDMAN_RECIPE))
+
+    # N-MNIST, DVS Gesture, SHD, SSC: read by tonic (optional) from --data-dir / SNNKIT_DATA
+    from snnkit.data.neuromorphic import neuromorphic_specs
+
+    for spec in neuromorphic_specs():
+        register(spec)

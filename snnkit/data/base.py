@@ -89,6 +89,10 @@ class DatasetSpec:
     splits: tuple[str, ...] = ("train", "validation", "test")
     source: str = "built-in"
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    # datasets read from files: status(data_dir) -> short text ("present, cached (1)"),
+    # download(data_dir) fetches the files explicitly; None for generated datasets
+    status: Callable[..., str] | None = None
+    download: Callable[..., None] | None = None
 
     def available(self) -> bool:
         """Whether it can be loaded here: built-ins always; otherwise the ``source`` package."""
