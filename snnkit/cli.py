@@ -79,6 +79,10 @@ def run(
     epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+    lr_threshold: Annotated[
+        float | None,
+        typer.Option(help="Learning rate of trained thresholds (own Adam group; default --lr)."),
+    ] = None,
     schedule: Annotated[
         str | None, typer.Option(help="Learning-rate schedule: none or cosine.")
     ] = None,
@@ -106,6 +110,14 @@ def run(
     ] = None,
     data_opt: Annotated[
         list[str] | None, typer.Option("--data-opt", help="Dataset option KEY=VALUE (repeatable).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar="SNNKIT_DATA",
+            help="Where file-based datasets (nmnist, dvsgesture, shd, ssc) live; default $SNNKIT_DATA.",
+        ),
     ] = None,
     db: Annotated[Path, typer.Option(help="Results database (SQLite).")] = Path(
         "snnkit-results.db"
@@ -137,6 +149,7 @@ def run(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
+        lr_threshold=lr_threshold,
         schedule=schedule,
         seed=seed,
         device=device,
@@ -146,6 +159,7 @@ def run(
         neuron_options=_parse_options(neuron_opt, "--neuron-opt"),
         layer_options=_parse_options(layer_opt, "--layer-opt"),
         dataset_options=_parse_options(data_opt, "--data-opt"),
+        data_dir=str(data_dir) if data_dir is not None else None,
     )
     if json_file is not None and not json_file.parent.exists():
         raise SnnkitError(f"--json {json_file}: directory {json_file.parent} does not exist")
@@ -185,6 +199,14 @@ def _print_result(s: dict) -> None:
     table.add_row("peak memory", f"{s['peak_memory_mb']:.0f} MB")
     table.add_row("spike rate / layer", ", ".join(f"{r:.3f}" for r in s["spike_rate"]))
     table.add_row("dead neurons / layer", ", ".join(f"{d:.1%}" for d in s["dead_fraction"]))
+    if s.get("threshold"):
+        table.add_row(
+            "thresholds / layer",
+            ", ".join(
+                f"{t['mean']:.3f} ± {t['std']:.3f} [{t['min']:.3f}, {t['max']:.3f}]"
+                for t in s["threshold"]
+            ),
+        )
     table.add_row("run id", str(s["run_id"]))
     console.print(table)
 
@@ -229,10 +251,23 @@ def plugins() -> None:
         console.print(f"[red]clash[/] {kind} '{name}' registered by {dists}", highlight=False)
 
 
-@app.command()
+datasets_app = typer.Typer(
+    help="List datasets and their status; `snnkit datasets download NAME` fetches one.",
+    add_completion=False,
+)
+app.add_typer(datasets_app, name="datasets")
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="SNNKIT_DATA", help="Data directory; default $SNNKIT_DATA."),
+]
+
+
+@datasets_app.callback(invoke_without_command=True)
 @user_errors
-def datasets() -> None:
-    """List datasets and whether they are ready to use."""
+def datasets(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
+    """List datasets and whether they are ready to use (files present, cached)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from snnkit.registry import get_registry
 
     registry = get_registry()
@@ -242,7 +277,11 @@ def datasets() -> None:
         table.add_column(col)
     for name, entry in registry.entries["dataset"].items():
         spec = entry.obj
-        status = "[green]ready[/]" if spec.available() else "[yellow]missing[/]"
+        if getattr(spec, "status", None) is not None:
+            text = spec.status(data_dir)
+            status = f"[green]{text}[/]" if text.startswith("present") else f"[yellow]{text}[/]"
+        else:
+            status = "[green]ready[/]" if spec.available() else "[yellow]missing[/]"
         table.add_row(
             name,
             spec.source,
@@ -253,6 +292,22 @@ def datasets() -> None:
             spec.summary,
         )
     console.print(table)
+
+
+@datasets_app.command("download")
+@user_errors
+def datasets_download(
+    name: Annotated[str, typer.Argument(help="Dataset to fetch (see `snnkit datasets`).")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Fetch a dataset's files into --data-dir (the only way snnkit downloads anything)."""
+    from snnkit.registry import get_registry
+
+    spec = get_registry().dataset(name)
+    if getattr(spec, "download", None) is None:
+        raise SnnkitError(f"dataset '{name}' is generated locally; there is nothing to download")
+    spec.download(data_dir)
+    console.print(f"{name}: {spec.status(data_dir)}", highlight=False)
 
 
 @app.command()

@@ -44,6 +44,7 @@ class RunConfig:
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    lr_threshold: float | None = None  # trained thresholds' Adam learning rate (None: lr)
     schedule: str | None = None
     seed: int = 0
     device: str = "cpu"
@@ -54,6 +55,7 @@ class RunConfig:
     readout: str | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
     layer_options: dict[str, Any] = field(default_factory=dict)
+    data_dir: str | None = None  # where file-based datasets live (--data-dir / SNNKIT_DATA)
 
     def resolved(self, defaults: dict[str, Any], representation: str = "raster") -> RunConfig:
         """A copy with unset fields filled from ``defaults`` (dataset recommendations).
@@ -95,6 +97,11 @@ class RunConfig:
             self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"
         )
         check(
+            self.lr_threshold is None
+            or (self.lr_threshold > 0 and math.isfinite(self.lr_threshold)),
+            f"--lr-threshold must be a positive number, got {self.lr_threshold}",
+        )
+        check(
             self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"
         )
         check(
@@ -127,6 +134,8 @@ class EpochMetrics:
     spike_rate: list[float]
     dead_fraction: list[float]
     lr: float
+    # per hidden layer: mean, std, min, max of its thresholds (trained or fixed)
+    threshold: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -158,6 +167,7 @@ class RunResult:
             "seed": self.config.seed,
             "spike_rate": final.spike_rate,
             "dead_fraction": final.dead_fraction,
+            "threshold": final.threshold,
             "run_id": self.run_id,
             "config": asdict(self.config),
             "history": [asdict(e) for e in self.epochs],
@@ -190,7 +200,8 @@ class Trainer:
         spec = reg.dataset(config.dataset)
         self.method = reg.gradient(config.grad)
         self.events = self.method.representation == "events"
-        self.config = config = config.resolved(dict(spec.defaults), self.method.representation)
+        defaults = with_method_defaults(spec.defaults, self.method)
+        self.config = config = config.resolved(defaults, self.method.representation)
         config.validate()
         self.neuron = reg.neuron(config.neuron, dt=config.dt, **config.neuron_options)
         self.method.check(self.neuron)
@@ -199,8 +210,11 @@ class Trainer:
         self.device = torch.device(config.device)
         self.dtype = DTYPES[config.dtype]
 
+        data_options = dict(config.dataset_options)
+        if config.data_dir is not None and spec.source != "built-in":
+            data_options.setdefault("data_dir", config.data_dir)
         with _unknown_options("--data-opt", f"dataset '{config.dataset}'"):
-            self.data = {s: spec.load(s, **config.dataset_options) for s in spec.splits}
+            self.data = {s: spec.load(s, **data_options) for s in spec.splits}
         train = self.data["train"]
         shape = f"{train.num_inputs}-{config.hidden}-{train.num_classes}"
         torch.manual_seed(config.seed)
@@ -233,7 +247,9 @@ class Trainer:
             else ds.raster(config.dt).to(self.device, self.dtype)
             for split, ds in self.data.items()
         }
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.optimizer = torch.optim.Adam(
+            parameter_groups(self.model, config.lr, config.lr_threshold), lr=config.lr
+        )
         self.scheduler = (
             torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.epochs)
             if config.schedule == "cosine"
@@ -313,6 +329,7 @@ class Trainer:
             spike_rate=[r / nb for r in rates or []],
             dead_fraction=[d / nb for d in dead or []],
             lr=lr,
+            threshold=threshold_stats(self.model),
         )
         self.history.append(metrics)
         return metrics
@@ -368,7 +385,12 @@ class Trainer:
                 "use another --out, or the original options"
             )
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as exc:  # e.g. parameter groups of an older snnkit
+            raise SnnkitError(
+                f"checkpoint {path} does not fit this optimiser ({exc}); use another --out"
+            ) from None
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.history = [EpochMetrics(**e) for e in state["history"]]
@@ -387,6 +409,56 @@ def _unknown_options(flag: str, owner: str):
         raise SnnkitError(
             f"{flag}: {owner} has no option {bad}; check the spelling or its docs"
         ) from None
+
+
+def with_method_defaults(dataset_defaults, method) -> dict[str, Any]:
+    """Dataset defaults overlaid with the method's ``run_defaults`` (RunConfig fields it
+    recommends, e.g. a surrogate or layer options); the user's choices still win."""
+    out = dict(dataset_defaults)
+    for name, value in (getattr(method, "run_defaults", None) or {}).items():
+        if name.endswith("_options"):
+            value = {**out.get(name, {}), **value}
+        out[name] = value
+    return out
+
+
+def is_threshold(name: str) -> bool:
+    """Whether a parameter is a threshold (by name, e.g. ``layers.0.params.threshold``)."""
+    return name.rsplit(".", 1)[-1].endswith("threshold")
+
+
+def parameter_groups(
+    model: torch.nn.Module, lr: float, lr_threshold: float | None
+) -> list[dict[str, Any]]:
+    """Adam parameter groups: everything at ``lr``, then (if any) the thresholds at
+    ``lr_threshold`` (default ``lr``) in a second group, so their rate can differ."""
+    named = list(model.named_parameters())
+    thresholds = [p for n, p in named if is_threshold(n)]
+    groups = [{"params": [p for n, p in named if not is_threshold(n)], "lr": lr}]
+    if thresholds:
+        rate = lr if lr_threshold is None else lr_threshold
+        groups.append({"params": thresholds, "lr": rate, "name": "threshold"})
+    return groups
+
+
+@torch.no_grad()
+def threshold_stats(model: torch.nn.Module) -> list[dict[str, float]]:
+    """Mean, std, min and max of each hidden spiking layer's thresholds."""
+    stats = []
+    for layer in getattr(model, "layers", []):
+        params = getattr(layer, "params", None)
+        if params is None or not hasattr(params, "theta"):
+            continue
+        theta = params.theta().detach().to(torch.float64)
+        stats.append(
+            {
+                "mean": theta.mean().item(),
+                "std": theta.std(unbiased=False).item(),
+                "min": theta.min().item(),
+                "max": theta.max().item(),
+            }
+        )
+    return stats
 
 
 def _spike_stats(spikes: list[torch.Tensor]) -> tuple[list[float], list[float]]:
@@ -522,6 +594,12 @@ def _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> No
             if store is not None:
                 store.log_epoch(run_id, epoch, asdict(m))
             info = f"loss {m.train_loss:.3f}  val {m.validation_accuracy:.1%}  test {m.test_accuracy:.1%}"
+            if m.dead_fraction:
+                info += "  dead " + "/".join(f"{d:.0%}" for d in m.dead_fraction)
+            if cfg.layer_options.get("train_threshold") and m.threshold:
+                info += "  θ " + "/".join(f"{t['mean']:.2f}±{t['std']:.2f}" for t in m.threshold)
             bar.update(epochs, advance=1, info=info)
+            if progress:  # one line per epoch stays on screen: the dead-neuron trajectory
+                bar.console.print(f"epoch {epoch}  {info}", highlight=False)
             if on_epoch is not None:
                 on_epoch(m)

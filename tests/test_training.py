@@ -77,3 +77,62 @@ def test_default_yinyang_recipe_reaches_95_percent(tmp_path, grad):
     torch.set_num_threads(2)
     result = run(RunConfig(grad=grad), db=tmp_path / "r.db", out=tmp_path / "c", progress=False)
     assert result.final.test_accuracy >= 0.95
+
+
+# --- trained thresholds: their own Adam group, their statistics, resume -----------------------
+
+TINY_LR = 2e-3
+THRESH = {**TINY, "grad": "bptt", "lr": TINY_LR, "layer_options": {"train_threshold": True}}
+
+
+def test_thresholds_get_their_own_parameter_group():
+    t = Trainer(RunConfig(epochs=1, lr_threshold=0.05, **THRESH))
+    main, thresholds = t.optimizer.param_groups
+    assert main["lr"] == TINY_LR and thresholds["lr"] == 0.05
+    names = {id(p): n for n, p in t.model.named_parameters()}
+    assert [names[id(p)] for p in thresholds["params"]] == ["layers.0.params.threshold"]
+    assert all(not names[id(p)].endswith("threshold") for p in main["params"])
+    # the rate defaults to --lr; without trained thresholds there is one group
+    assert Trainer(RunConfig(epochs=1, **THRESH)).optimizer.param_groups[1]["lr"] == TINY_LR
+    assert len(Trainer(RunConfig(epochs=1, **TINY)).optimizer.param_groups) == 1
+
+
+def test_lr_threshold_must_be_positive():
+    with pytest.raises(SnnkitError, match="--lr-threshold must be a positive number"):
+        Trainer(RunConfig(epochs=1, lr_threshold=0.0, **THRESH))
+
+
+def test_threshold_statistics_per_layer_and_epoch():
+    m = Trainer(RunConfig(epochs=1, lr_threshold=0.05, **THRESH)).train_epoch(1)
+    (stats,) = m.threshold
+    assert stats["min"] <= stats["mean"] <= stats["max"] and stats["std"] > 0  # it trained
+    fixed = Trainer(RunConfig(epochs=1, **TINY)).train_epoch(1).threshold
+    assert fixed == [{"mean": 1.0, "std": 0.0, "min": 1.0, "max": 1.0}]
+
+
+def test_resume_with_a_threshold_group_matches_an_uninterrupted_run(tmp_path):
+    cfg = {"lr_threshold": 0.05, "seed": 2, **THRESH}
+    whole = run(RunConfig(epochs=2, **cfg), db=None, out=tmp_path / "a", progress=False)
+    run(RunConfig(epochs=1, **cfg), db=None, out=tmp_path / "b", progress=False)
+    resumed = run(
+        RunConfig(epochs=2, **cfg), db=None, out=tmp_path / "b", progress=False, resume=True
+    )
+    for a, b in zip(whole.epochs, resumed.epochs, strict=True):
+        for key in ("train_loss", "threshold", "dead_fraction"):
+            assert getattr(a, key) == getattr(b, key)
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [TINY_LR, 0.05]
+    with pytest.raises(SnnkitError, match="different settings.*lr_threshold"):
+        run(RunConfig(epochs=3, **{**cfg, "lr_threshold": 0.01}), db=None, out=tmp_path / "b",
+            progress=False, resume=True)  # fmt: skip
+
+
+def test_method_run_defaults_fill_unset_options_only():
+    from snnkit.train import with_method_defaults
+
+    method = type("M", (), {"run_defaults": {"surrogate": "atan", "layer_options": {"a": 1}}})()
+    merged = with_method_defaults({"layer_options": {"b": 2}, "lr": 0.1}, method)
+    assert merged == {"layer_options": {"b": 2, "a": 1}, "lr": 0.1, "surrogate": "atan"}
+    cfg = RunConfig(surrogate="gaussian", layer_options={"a": 5}).resolved(merged)
+    assert cfg.surrogate == "gaussian" and cfg.layer_options == {"a": 5, "b": 2}
+    assert with_method_defaults({"lr": 0.1}, object()) == {"lr": 0.1}

@@ -4,5 +4,14 @@ from snnkit import hookimpl
 
 
 @hookimpl
+def snnkit_register_surrogates(register):
+    from snnkit_rouser.surrogate import RouserExponential
+
+    register(RouserExponential)
+
+
+@hookimpl
 def snnkit_register_gradients(register):
-    pass  # filled in by the rouser implementation
+    from snnkit_rouser.method import Rouser
+
+    register(Rouser())

@@ -1,0 +1,209 @@
+"""The Rouser scans as CUDA kernels (CuPy) for CUDA tensors of feed-forward layers.
+
+A drop-in for :mod:`snnkit_rouser.scan` (same signatures and results): ``kernels/rouser.cu``
+runs one thread per neuron-column of the time-major ``[T, B*N]`` layout, sequentially over
+time, and accumulates the threshold gradient in registers. The backward kernel is compiled
+once per surrogate (its device function is prepended) and per dtype. CuPy is imported only
+when a kernel is compiled or launched (through :mod:`snnkit.kernels`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+from snnkit import kernels
+from snnkit.surrogates import CUDA_FUNCTION, Surrogate
+from snnkit_rouser import scan
+
+_BLOCK = 128
+# no FMA contraction: the kernels round like the torch scan, step for step
+OPTIONS = ("--fmad=false",)
+# the forward never calls the surrogate: a declaration lets the source compile without one
+_DECLARE_SURROGATE = f"template <typename T> __host__ __device__ T {CUDA_FUNCTION}(T v, T theta);\n"
+
+
+def available() -> bool:
+    """True when CuPy is importable and a CUDA device is present."""
+    return kernels.cupy_available()
+
+
+@functools.cache
+def _source() -> str:
+    return kernels.read_source("snnkit_rouser", "kernels/rouser.cu")
+
+
+def forward_source() -> str:
+    """The kernel source the forward pass compiles (surrogate declared, not defined)."""
+    return _DECLARE_SURROGATE + _source()
+
+
+def backward_source(surrogate: Surrogate) -> str:
+    """The kernel source the reverse scan compiles: the surrogate's device function first."""
+    return surrogate.cuda_source(CUDA_FUNCTION) + "\n" + _source()
+
+
+def _fits(current: torch.Tensor, params, w_rec) -> bool:
+    """The kernels' case: feed-forward, at least one step and column, ``[N]`` or ``[1]`` params."""
+    if w_rec is not None or current.dim() != 3 or current.numel() == 0:
+        return False
+    return all(p is None or p.dim() <= 1 for p in params)
+
+
+def _grid(columns: int) -> tuple[int]:
+    return ((columns + _BLOCK - 1) // _BLOCK,)
+
+
+def _flat(x: torch.Tensor | None, *shape: int) -> torch.Tensor | None:
+    """``x`` broadcast to ``shape`` and laid out contiguously (None stays None)."""
+    return None if x is None else x.expand(*shape).contiguous()
+
+
+def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, dyn: scan.Dynamics):
+    """Membrane ``v[T, B, N]``, spikes ``a[T, B, N]`` and the final state (u, i, a)."""
+    if not _fits(current, (alpha, beta, theta, m), w_rec):
+        return scan.forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, dyn)
+    steps, batch, neurons = current.shape
+    columns = batch * neurons
+    synaptic = beta is not None
+    current = current.contiguous()
+    v_all = torch.empty_like(current)
+    a_all = torch.empty_like(current)
+    u = current.new_empty(batch, neurons)
+    a = current.new_empty(batch, neurons)
+    i = current.new_empty(batch, neurons) if synaptic else None
+    if synaptic:
+        i0 = current.new_zeros(batch, neurons) if i0 is None else _flat(i0, batch, neurons)
+    kernel = kernels.compile_kernel(forward_source(), "rouser_forward", current.dtype, OPTIONS)
+    kernel(
+        _grid(columns),
+        (_BLOCK,),
+        (
+            current,
+            _flat(v0, batch, neurons),
+            i0 if synaptic else None,
+            _flat(a0, batch, neurons),
+            _flat(alpha, neurons),
+            _flat(beta, neurons),
+            _flat(theta, neurons),
+            _flat(m, neurons),
+            v_all,
+            a_all,
+            u,
+            i,
+            a,
+            steps,
+            columns,
+            neurons,
+            int(synaptic),
+            int(dyn.multi),
+            -1 if dyn.max_spikes is None else int(dyn.max_spikes),
+            int(dyn.reset_zero),
+        ),
+    )
+    if not synaptic:
+        i = current[-1]  # as the torch scan: without a synaptic stage i_t is the input x_t
+    return v_all, a_all, (u, i, a)
+
+
+def reverse_scan(
+    v_all, g_spikes, g_u, g_i, g_a, v0, i0, a0, alpha, beta, theta, m, w_rec, surrogate, dyn, need
+) -> dict[str, Any]:
+    """Gradients as :func:`snnkit_rouser.scan.reverse_scan` (parameters reduced to ``[N]``)."""
+    if not _fits(v_all, (alpha, beta, theta, m), w_rec):
+        return scan.reverse_scan(
+            v_all,
+            g_spikes,
+            g_u,
+            g_i,
+            g_a,
+            v0,
+            i0,
+            a0,
+            alpha,
+            beta,
+            theta,
+            m,
+            w_rec,
+            surrogate,
+            dyn,
+            need,
+        )
+    steps, batch, neurons = v_all.shape
+    columns = batch * neurons
+    synaptic = beta is not None
+    need_alpha = bool(need.get("alpha"))
+    need_beta = bool(need.get("beta")) and synaptic
+    need_theta = bool(need.get("theta"))
+    v_all = v_all.contiguous()
+    g_spikes = torch.zeros_like(v_all) if g_spikes is None else g_spikes.contiguous()
+
+    def state() -> torch.Tensor:
+        return v_all.new_empty(batch, neurons)
+
+    g_current = torch.empty_like(v_all)
+    g_v0 = state()
+    g_i0 = state() if synaptic else None
+    g_alpha = state() if need_alpha else None
+    g_beta = state() if need_beta else None
+    g_theta = state() if need_theta else None
+    g_i = g_i if synaptic else None
+    if need_beta:
+        i0 = v_all.new_zeros(batch, neurons) if i0 is None else _flat(i0, batch, neurons)
+    kernel = kernels.compile_kernel(
+        backward_source(surrogate), "rouser_backward", v_all.dtype, OPTIONS
+    )
+    kernel(
+        _grid(columns),
+        (_BLOCK,),
+        (
+            v_all,
+            g_spikes,
+            _flat(g_u, batch, neurons),
+            _flat(g_i, batch, neurons),
+            _flat(g_a, batch, neurons),
+            _flat(v0, batch, neurons),
+            i0 if need_beta else None,
+            _flat(alpha, neurons),
+            _flat(beta, neurons),
+            _flat(theta, neurons),
+            _flat(m, neurons),
+            g_current,
+            g_v0,
+            g_i0,
+            g_alpha,
+            g_beta,
+            g_theta,
+            steps,
+            columns,
+            neurons,
+            int(synaptic),
+            int(dyn.multi),
+            -1 if dyn.max_spikes is None else int(dyn.max_spikes),
+            int(dyn.reset_zero),
+            int(dyn.through),
+            int(g_u is not None),
+            int(g_i is not None),
+            int(g_a is not None),
+            int(need_alpha),
+            int(need_beta),
+            int(need_theta),
+            int(dyn.m_is_theta),
+        ),
+    )
+
+    def reduce(x):
+        return None if x is None else x.sum(0)
+
+    return {
+        "current": g_current,
+        "v0": g_v0,
+        "i0": g_i0,
+        "a0": None,
+        "w_rec": None,
+        "alpha": reduce(g_alpha),
+        "beta": reduce(g_beta),
+        "theta": reduce(g_theta),
+    }

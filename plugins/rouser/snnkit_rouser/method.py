@@ -1,0 +1,214 @@
+"""The Rouser gradient method: trainable thresholds, one autograd Function per layer."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from snnkit import LIF, GradientMethod
+from snnkit.errors import SnnkitError
+from snnkit.nn import LIFState, SpikingLayer
+from snnkit_rouser import scan
+from snnkit_rouser.surrogate import RouserExponential
+
+SHARING = ("neuron", "layer")
+RESET_GRADS = ("detached", "through")
+
+
+def _backend(current: torch.Tensor, w_rec):
+    """The CuPy kernels for CUDA tensors of feed-forward layers when CuPy is present, else torch."""
+    if current.is_cuda and w_rec is None:
+        from snnkit_rouser import cuda
+
+        if cuda.available():
+            return cuda
+    return scan
+
+
+class RouserFunction(torch.autograd.Function):
+    """Whole-sequence LIF layer: saves the pre-reset membrane, backward is one reverse scan
+    that also accumulates the threshold gradient."""
+
+    @staticmethod
+    def forward(ctx, current, v0, i0, a0, alpha, beta, theta, m, w_rec, config):
+        surrogate, dyn = config
+        with torch.no_grad():
+            v_all, a_all, (u, i, a) = _backend(current, w_rec).forward_scan(
+                current, v0, i0, a0, alpha, beta, theta, m, w_rec, dyn
+            )
+        ctx.config = config
+        ctx.save_for_backward(v_all, v0, i0, a0, alpha, beta, theta, m, w_rec)
+        return a_all, u, i if i is not None else current.new_zeros(0), a
+
+    @staticmethod
+    def backward(ctx, g_spikes, g_u, g_i, g_a):
+        v_all, v0, i0, a0, alpha, beta, theta, m, w_rec = ctx.saved_tensors
+        surrogate, dyn = ctx.config
+        need = {
+            "alpha": ctx.needs_input_grad[4],
+            "beta": ctx.needs_input_grad[5],
+            "theta": ctx.needs_input_grad[6] or (dyn.m_is_theta and ctx.needs_input_grad[7]),
+            "w_rec": ctx.needs_input_grad[8],
+        }
+        with torch.no_grad():
+            g = _backend(v_all, w_rec).reverse_scan(
+                v_all,
+                g_spikes,
+                g_u,
+                g_i if beta is not None else None,
+                g_a,
+                v0,
+                i0,
+                a0,
+                alpha,
+                beta,
+                theta,
+                m,
+                w_rec,
+                surrogate,
+                dyn,
+                need,
+            )
+        g_theta = g["theta"]
+        if g_theta is not None:
+            g_theta = g_theta.sum_to_size(theta.shape)  # per-layer sharing: theta is [1]
+        return (
+            g["current"],
+            g["v0"],
+            g["i0"],
+            g["a0"],
+            g["alpha"],
+            g["beta"],
+            g_theta,
+            None,  # m is theta (its gradient is in g_theta) or a constant
+            g["w_rec"],
+            None,
+        )
+
+
+class RouserLayer(SpikingLayer):
+    """A LIF/IF layer with a trainable threshold per neuron (or one per layer).
+
+    Options beyond :class:`snnkit.nn.SpikingLayer`'s: ``threshold_sharing`` ("neuron" or
+    "layer"), ``reset_grad`` ("detached", the paper's choice, or "through"), and ``th_min``
+    (the threshold is projected onto ``[th_min, inf)`` before every forward pass).
+    """
+
+    def __init__(
+        self,
+        neuron,
+        in_features,
+        out_features,
+        *,
+        threshold_sharing: str = "neuron",
+        reset_grad: str = "detached",
+        th_min: float | None = None,
+        **options,
+    ) -> None:
+        if threshold_sharing not in SHARING:
+            raise SnnkitError(
+                f"threshold_sharing must be 'neuron' or 'layer', got {threshold_sharing!r}"
+            )
+        if reset_grad not in RESET_GRADS:
+            raise SnnkitError(f"reset_grad must be 'detached' or 'through', got {reset_grad!r}")
+        trainable = options.get("train_threshold", False)
+        if threshold_sharing == "layer" and not trainable:
+            raise SnnkitError(
+                "threshold_sharing='layer' shares a trained threshold; add train_threshold=true"
+            )
+        if th_min is not None:
+            if not (isinstance(th_min, int | float) and 0 < th_min < float("inf")):
+                raise SnnkitError(f"th_min must be a positive number, got {th_min!r}")
+            if not trainable:
+                raise SnnkitError("th_min bounds a trained threshold; add train_threshold=true")
+            if th_min > neuron.threshold:
+                raise SnnkitError(
+                    f"th_min={th_min} exceeds the initial threshold {neuron.threshold}; "
+                    "lower th_min or raise the neuron's threshold"
+                )
+        super().__init__(neuron, in_features, out_features, **options)
+        if threshold_sharing == "layer":
+            self.params.threshold = nn.Parameter(torch.full((1,), float(neuron.threshold)))
+        self.threshold_sharing, self.reset_grad, self.th_min = threshold_sharing, reset_grad, th_min
+
+    def clamp_thresholds(self) -> None:
+        """Project a trained threshold onto ``[th_min, inf)`` (no-op without ``th_min``)."""
+        threshold = self.params.threshold
+        if self.th_min is not None and isinstance(threshold, nn.Parameter):
+            with torch.no_grad():
+                threshold.clamp_(min=self.th_min)
+
+    def dynamics(self, current: torch.Tensor, state: LIFState):
+        self.clamp_thresholds()
+        p, neuron = self.params, self.neuron
+        m_is_theta = p.fixed_subtract is None
+        theta = p.theta(current)
+        m = theta if m_is_theta else p.reset_amount(current)
+        dyn = scan.Dynamics(
+            reset_zero=neuron.reset == "zero",
+            through=self.reset_grad == "through",
+            multi=neuron.multi_spike,
+            max_spikes=neuron.max_spikes,
+            m_is_theta=m_is_theta,
+        )
+        spikes, u, i, a = RouserFunction.apply(
+            current,
+            state.v,
+            state.i,
+            state.a,
+            p.alpha(current),
+            p.beta(current),
+            theta,
+            m,
+            self.recurrent_weight,
+            (self.surrogate, dyn),
+        )
+        return spikes, LIFState(u, i if state.i is not None else None, a)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, thresholds per {self.threshold_sharing}, "
+            f"reset gradient {self.reset_grad}" + (f", th_min={self.th_min}" if self.th_min else "")
+        )
+
+
+class Rouser(GradientMethod):
+    """Rouser: surrogate-gradient training with trainable thresholds (dS/dTh = -dS/dV)."""
+
+    name = "rouser"
+    summary = "Rouser: trainable per-neuron thresholds that revive dead neurons (reverse scan)"
+    paper = (
+        "Mahmoodi Takaghaj & Sampson, Rouser: Robust SNN training using adaptive threshold "
+        "learning, arXiv 2407.19566 (2024)"
+    )
+    version = "1"
+    representation = "raster"
+    oracle = "bptt-detached-reset"
+    exact = True
+    devices = ("cpu", "cuda")
+    neurons = ("lif", "if")
+    # what `snnkit run --grad rouser` uses unless told otherwise: the method is the trained
+    # threshold; `layer()` itself keeps the oracle's defaults (fixed thresholds) so that
+    # the conformance suite can load the same parameters into BPTT
+    run_defaults = {
+        "surrogate": RouserExponential.name,
+        "layer_options": {"train_threshold": True},
+    }
+
+    def supports(self, neuron):
+        if not isinstance(neuron, LIF):
+            return "Rouser trains the thresholds of LIF/IF hidden layers"
+        return None
+
+    def layer(
+        self, neuron, in_features, out_features, *, recurrent=False, surrogate=None, **options
+    ):
+        self.check(neuron)
+        return RouserLayer(
+            neuron,
+            in_features,
+            out_features,
+            recurrent=recurrent,
+            surrogate=surrogate if surrogate is not None else RouserExponential(),
+            **options,
+        )
