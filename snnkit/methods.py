@@ -9,7 +9,8 @@ and register an instance through ``snnkit_register_gradients``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from snnkit.errors import SnnkitError
 from snnkit.neurons import LI, NeuronSpec
@@ -44,6 +45,9 @@ class GradientMethod(ABC):
     approximation: ClassVar[str] = ""
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     neurons: ClassVar[tuple[str, ...]] = ("lif", "if")
+    # settings `snnkit run` uses for this method unless the user gives them (RunConfig
+    # field names, e.g. {"surrogate": "..."}); they override the dataset's recipe
+    run_defaults: ClassVar[Mapping[str, Any]] = {}
 
     @abstractmethod
     def supports(self, neuron: NeuronSpec) -> str | None:

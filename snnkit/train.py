@@ -415,7 +415,7 @@ def with_method_defaults(dataset_defaults, method) -> dict[str, Any]:
     """Dataset defaults overlaid with the method's ``run_defaults`` (RunConfig fields it
     recommends, e.g. a surrogate or layer options); the user's choices still win."""
     out = dict(dataset_defaults)
-    for name, value in (getattr(method, "run_defaults", None) or {}).items():
+    for name, value in method.run_defaults.items():
         if name.endswith("_options"):
             value = {**out.get(name, {}), **value}
         out[name] = value

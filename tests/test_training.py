@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from snnkit.errors import SnnkitError
+from snnkit.registry import get_registry
 from snnkit.results import ResultsStore
 from snnkit.train import RunConfig, Trainer, run
 
@@ -135,4 +136,4 @@ def test_method_run_defaults_fill_unset_options_only():
     assert merged == {"layer_options": {"b": 2, "a": 1}, "lr": 0.1, "surrogate": "atan"}
     cfg = RunConfig(surrogate="gaussian", layer_options={"a": 5}).resolved(merged)
     assert cfg.surrogate == "gaussian" and cfg.layer_options == {"a": 5, "b": 2}
-    assert with_method_defaults({"lr": 0.1}, object()) == {"lr": 0.1}
+    assert with_method_defaults({"lr": 0.1}, get_registry().gradient("bptt")) == {"lr": 0.1}

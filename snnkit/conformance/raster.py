@@ -85,14 +85,26 @@ def oracle_for(method: GradientMethod) -> GradientMethod:
     )
 
 
-def _build(method: GradientMethod, case: RasterCase):
+def _build(method: GradientMethod, case: RasterCase, **extra):
     return method.network(
         case.shape,
         case.neuron,
         recurrent=case.recurrent,
         surrogate=case.surrogate,
-        **case.layer_options,
+        **{**case.layer_options, **extra},
     )
+
+
+def _trained_like(net: torch.nn.Module) -> dict[str, bool]:
+    """Oracle options that make the same neuron quantities leaves as in the method's network
+    (a method may train thresholds or time constants by default, e.g. Rouser)."""
+    quantities = {name.rsplit(".", 1)[-1] for name, _ in net.named_parameters()}
+    extra = {}
+    if "threshold" in quantities:
+        extra["train_threshold"] = True
+    if quantities & {"tau_mem", "tau_syn"}:
+        extra["train_tau"] = True
+    return extra
 
 
 def _randomise(net: torch.nn.Module, case: RasterCase, gen: torch.Generator) -> None:
@@ -159,7 +171,7 @@ def run_raster_case(
         net = _build(method, case)
     except (SnnkitError, TypeError, NotImplementedError) as exc:
         return CaseResult.skip(base, f"not offered by the method: {exc}")
-    ref = _build(oracle, case)
+    ref = _build(oracle, case, **_trained_like(net))
     _randomise(net, case, gen)
     try:
         ref.load_state_dict(net.state_dict())

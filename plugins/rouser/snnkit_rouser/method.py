@@ -111,7 +111,8 @@ class RouserLayer(SpikingLayer):
             )
         if reset_grad not in RESET_GRADS:
             raise SnnkitError(f"reset_grad must be 'detached' or 'through', got {reset_grad!r}")
-        trainable = options.get("train_threshold", False)
+        options.setdefault("train_threshold", True)  # the method is the trained threshold
+        trainable = options["train_threshold"]
         if threshold_sharing == "layer" and not trainable:
             raise SnnkitError(
                 "threshold_sharing='layer' shares a trained threshold; add train_threshold=true"
@@ -187,13 +188,8 @@ class Rouser(GradientMethod):
     exact = True
     devices = ("cpu", "cuda")
     neurons = ("lif", "if")
-    # what `snnkit run --grad rouser` uses unless told otherwise: the method is the trained
-    # threshold; `layer()` itself keeps the oracle's defaults (fixed thresholds) so that
-    # the conformance suite can load the same parameters into BPTT
-    run_defaults = {
-        "surrogate": RouserExponential.name,
-        "layer_options": {"train_threshold": True},
-    }
+    # `snnkit run --grad rouser` uses the paper's surrogate unless told otherwise
+    run_defaults = {"surrogate": RouserExponential.name}
 
     def supports(self, neuron):
         if not isinstance(neuron, LIF):

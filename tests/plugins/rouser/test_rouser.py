@@ -163,8 +163,8 @@ def test_th_min_projects_the_threshold():
     [
         ({"threshold_sharing": "group", "train_threshold": True}, "threshold_sharing"),
         ({"reset_grad": "half"}, "reset_grad"),
-        ({"threshold_sharing": "layer"}, "add train_threshold=true"),
-        ({"th_min": 0.1}, "add train_threshold=true"),
+        ({"threshold_sharing": "layer", "train_threshold": False}, "add train_threshold=true"),
+        ({"th_min": 0.1, "train_threshold": False}, "add train_threshold=true"),
         ({"th_min": -1.0, "train_threshold": True}, "positive"),
         ({"th_min": 2.0, "train_threshold": True}, "exceeds the initial threshold"),
     ],
@@ -180,7 +180,9 @@ def test_declares_its_oracle_and_limits():
     assert r.oracle == "bptt-detached-reset" and r.exact
     assert r.supports(LIF(reset="zero")) is None and r.supports(IF()) is None
     assert r.supports(LI()) is not None
-    assert r.run_defaults["layer_options"] == {"train_threshold": True}
+    assert r.run_defaults == {"surrogate": "rouser_exponential"}
+    names = [n for n, _ in r.network("3-4-2", LIF()).named_parameters()]
+    assert "layers.0.params.threshold" in names  # trained by default
 
 
 @pytest.mark.parametrize("reset_grad", ["detached", "through"])

@@ -3,25 +3,22 @@ CPU; a real GPU with ``-m gpu``) and pass the conformance suite on device="cuda"
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import hashlib
+import functools
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from snnkit_rouser import Rouser, RouserExponential, cuda, scan
 
-from snnkit import kernels
+from snnkit import host, kernels
 from snnkit.conformance.raster import RASTER_CASES, run_raster_case
 from snnkit.surrogates import BUILTIN_SURROGATES, Exponential, Rectangle
 
 NVCC = shutil.which("nvcc")
 PTXAS = shutil.which("ptxas")
-CXX = shutil.which("g++") or shutil.which("c++")
 KERNELS = ("rouser_forward", "rouser_backward")
 SURROGATES = (RouserExponential, *BUILTIN_SURROGATES)
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
@@ -160,91 +157,12 @@ def _check_against_scan(dtype, device, variant, *, synaptic, shared, need, surro
         _assert_close(got[key], ref[key], tol, f"grad {key}")
 
 
-_PRELUDE = """\
-#include <cmath>
-#include <cstddef>
-#include <utility>
-using std::exp; using std::fabs; using std::floor; using std::fmax;
-#define __host__
-#define __device__
-#define __global__
-#define __forceinline__ inline
-struct snnkit_dim3 { unsigned x = 0, y = 0, z = 0; };
-static snnkit_dim3 blockIdx, threadIdx, blockDim;
-"""
-
-_LAUNCHER = """
-template <typename... A, std::size_t... I>
-static void snnkit_unpack(void (*f)(A...), void** args, std::index_sequence<I...>) {
-    f(*static_cast<A*>(args[I])...);
-}
-template <typename... A>
-static constexpr unsigned snnkit_arity(void (*)(A...)) { return sizeof...(A); }
-extern "C" unsigned snnkit_arguments() { return snnkit_arity(&KERNEL); }
-extern "C" void snnkit_run(unsigned grid, unsigned block, void** args) {
-    blockDim.x = block;
-    for (unsigned b = 0; b < grid; ++b) {
-        for (unsigned t = 0; t < block; ++t) {
-            blockIdx.x = b;
-            threadIdx.x = t;
-            snnkit_unpack(&KERNEL, args, std::make_index_sequence<snnkit_arity(&KERNEL)>{});
-        }
-    }
-}
-"""
-
-
-class _HostKernel:
-    """Runs a kernel's threads one after another on the CPU, arguments marshalled as CUDA's."""
-
-    def __init__(self, library: ctypes.CDLL, dtype: torch.dtype) -> None:
-        self.library, self.dtype = library, dtype
-        library.snnkit_arguments.restype = ctypes.c_uint
-
-    def __call__(self, grid, block, args, stream=None) -> None:
-        assert len(args) == self.library.snnkit_arguments(), "wrong number of kernel arguments"
-        scalar = ctypes.c_float if self.dtype == torch.float32 else ctypes.c_double
-        values = []
-        for arg in args:
-            if isinstance(arg, torch.Tensor):
-                assert arg.is_contiguous() and arg.dtype == self.dtype
-                values.append(ctypes.c_void_p(arg.data_ptr()))
-            elif arg is None:
-                values.append(ctypes.c_void_p(None))
-            elif isinstance(arg, int):
-                values.append(ctypes.c_int(arg))
-            else:
-                values.append(scalar(arg))
-        pointers = (ctypes.c_void_p * len(values))(
-            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values]
-        )
-        self.library.snnkit_run(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), pointers)
-
-
 @pytest.fixture(scope="module")
-def host_kernels(tmp_path_factory):
-    """A stand-in for :func:`snnkit.kernels.compile_kernel` that builds host libraries."""
-    if CXX is None:
+def host_kernels():
+    """A stand-in for :func:`snnkit.kernels.compile_kernel` that emulates the launch grid."""
+    if not host.available():
         pytest.skip("no C++ compiler")
-    build, cache = tmp_path_factory.mktemp("rouser_host"), {}
-
-    def compile_kernel(source, name, dtype, options=()):
-        key = (hashlib.sha256(source.encode()).hexdigest()[:16], name, kernels.ctype(dtype))
-        if key not in cache:
-            stem = build / "_".join(key)
-            launcher = _LAUNCHER.replace("KERNEL", f"{name}<{key[2]}>")
-            Path(f"{stem}.cpp").write_text(_PRELUDE + source + launcher)
-            done = subprocess.run(
-                [CXX, "-std=c++17", "-O1", "-ffp-contract=off", "-shared", "-fPIC"]
-                + [f"{stem}.cpp", "-o", f"{stem}.so"],
-                capture_output=True,
-                text=True,
-            )
-            assert done.returncode == 0, done.stderr
-            cache[key] = _HostKernel(ctypes.CDLL(f"{stem}.so"), dtype)
-        return cache[key]
-
-    return compile_kernel
+    return functools.partial(host.compile_kernel, emulate=True)
 
 
 NEED_ALL = {"alpha": True, "beta": True, "theta": True}
