@@ -1,27 +1,35 @@
-"""EventProp's feed-forward layers as CUDA kernels (CuPy), a drop-in for the torch path.
+"""EventProp's feed-forward layers as compiled kernels, CUDA (CuPy) and CPU: a drop-in for
+the torch path (same :class:`LayerRecord`, same gradients).
 
-``kernels/eventprop.cu`` runs one thread per (sample, neuron): the forward finds every
-crossing window by window between the sorted arrivals, the backward runs the adjoint over
-the merged arrivals and own spikes, accumulating weight and arrival-time gradients with
-``atomicAdd``. Recurrent layers stay on the torch path (their events are globally ordered).
-CuPy is imported only when a kernel is compiled or launched (through :mod:`snnkit.kernels`).
+``kernels/eventprop.cu`` holds per-(sample, neuron) functions for the forward (every
+crossing, window by window between the sorted arrivals) and the adjoint backward (merged
+arrivals and own spikes). On CUDA they run one thread each (:data:`CUDA`, weight and
+arrival-time gradients by ``atomicAdd``; CuPy is imported only when a kernel is compiled
+or launched, through :mod:`snnkit.kernels`). On the CPU, ``kernels/eventprop_host.cpp``
+loops over them with OpenMP (:data:`HOST`, built by :mod:`snnkit.host`); its backward
+sums the weight gradient over fixed groups of samples, so results do not depend on the
+thread count. Recurrent layers stay on the torch path (their events are globally ordered).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from snnkit import kernels
+from snnkit import host, kernels
 from snnkit.errors import SnnkitError
 from snnkit_eventprop.simulate import LayerConfig, LayerRecord, arrivals
 
-__all__ = ["adjoint_layer", "available", "run_layer", "source"]
+__all__ = ["CUDA", "HOST", "Kernels", "adjoint_layer", "available", "run_layer", "source"]
 
 _BLOCK = 128
 _OPTIONS = ("--fmad=false",)
 _CAP = 8  # first spike-buffer size per neuron; grown (re-run) when a neuron fires more
+_GROUPS = 32  # CPU backward: sample groups, each with its own weight-gradient slice
 
 
 def available() -> bool:
@@ -29,24 +37,62 @@ def available() -> bool:
     return kernels.cupy_available()
 
 
+def host_available() -> bool:
+    """True when the CPU drivers can be built (a C++ compiler, not disabled)."""
+    return host.available()
+
+
 @functools.cache
 def source() -> str:
     return kernels.read_source("snnkit_eventprop", "kernels/eventprop.cu")
+
+
+@functools.cache
+def host_source() -> str:
+    return kernels.read_source("snnkit_eventprop", "kernels/eventprop_host.cpp")
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """Where the kernels run: ``compile(source, name, dtype, options)`` builds
+    ``name + suffix`` from the CUDA source plus ``extra()`` (a CPU driver's source);
+    ``groups`` > 0: the backward writes per-group weight-gradient slices (CPU driver)."""
+
+    compile: Callable[..., Any]
+    suffix: str = ""
+    extra: Callable[[], str] = str
+    groups: int = 0
+
+    def kernel(self, name: str, dtype: torch.dtype):
+        return self.compile(source() + self.extra(), name + self.suffix, dtype, _OPTIONS)
+
+    def run_layer(self, pre, weight, config) -> LayerRecord:
+        return run_layer(pre, weight, config, self)
+
+    def adjoint_layer(self, record, grad, weight, config):
+        return adjoint_layer(record, grad, weight, config, self)
+
+
+# looked up at call time, so a test can swap kernels.compile_kernel for an emulation
+CUDA = Kernels(lambda *args: kernels.compile_kernel(*args))
+HOST = Kernels(lambda *args: host.compile_kernel(*args), "_host", host_source, _GROUPS)
 
 
 def _grid(threads: int) -> tuple[int]:
     return (max(1, (threads + _BLOCK - 1) // _BLOCK),)
 
 
-def run_layer(pre: torch.Tensor, weight: torch.Tensor, config: LayerConfig) -> LayerRecord:
-    """Feed-forward layer forward pass on the device (same record as the torch path)."""
+def run_layer(
+    pre: torch.Tensor, weight: torch.Tensor, config: LayerConfig, backend: Kernels = CUDA
+) -> LayerRecord:
+    """Feed-forward layer forward pass by the kernels (same record as the torch path)."""
     with torch.no_grad():
         times, sources, order = arrivals(pre)
         times, sources = times.contiguous(), sources.to(torch.int64).contiguous()
         B, E = times.shape
         N, n_in = weight.shape
         w = weight.detach().to(pre.dtype).contiguous()
-        kernel = kernels.compile_kernel(source(), "eventprop_forward", pre.dtype, _OPTIONS)
+        kernel = backend.kernel("eventprop_forward", pre.dtype)
         cap = min(_CAP, config.max_spikes)
         while True:
             spikes = pre.new_full((B, N, cap), float("inf"))
@@ -93,9 +139,13 @@ def run_layer(pre: torch.Tensor, weight: torch.Tensor, config: LayerConfig) -> L
 
 
 def adjoint_layer(
-    record: LayerRecord, grad: torch.Tensor, weight: torch.Tensor, config: LayerConfig
+    record: LayerRecord,
+    grad: torch.Tensor,
+    weight: torch.Tensor,
+    config: LayerConfig,
+    backend: Kernels = CUDA,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(dL/d arrival times [B, E], dL/dW [N, N_in])`` on the device."""
+    """``(dL/d arrival times [B, E], dL/dW [N, N_in])`` by the kernels."""
     with torch.no_grad():
         times = record.times.contiguous()
         dtype = times.dtype
@@ -103,33 +153,31 @@ def adjoint_layer(
         E = record.arrival_times.shape[1]
         n_in = weight.shape[1]
         g = torch.where(torch.isfinite(times), grad.to(dtype), torch.zeros_like(times))
-        d_w = torch.zeros(N, n_in, dtype=dtype, device=times.device)
+        groups = min(backend.groups, B)
+        d_w = torch.zeros(max(groups, 1), N, n_in, dtype=dtype, device=times.device)
         d_arr = torch.zeros(B, E, dtype=dtype, device=times.device)
         counts = record.counts.to(torch.int64).contiguous()
-        kernel = kernels.compile_kernel(source(), "eventprop_backward", dtype, _OPTIONS)
-        kernel(
-            _grid(B * N),
-            (_BLOCK,),
-            (
-                record.arrival_times.contiguous(),
-                record.sources.to(torch.int64).contiguous(),
-                weight.detach().to(dtype).contiguous(),
-                times,
-                record.currents.contiguous(),
-                g.contiguous(),
-                counts,
-                d_w,
-                d_arr,
-                B,
-                N,
-                n_in,
-                E,
-                K,
-                config.tau_mem,
-                config.tau_syn,
-                config.threshold,
-                config.v_after,
-                config.duration,
-            ),
+        args = (
+            record.arrival_times.contiguous(),
+            record.sources.to(torch.int64).contiguous(),
+            weight.detach().to(dtype).contiguous(),
+            times,
+            record.currents.contiguous(),
+            g.contiguous(),
+            counts,
+            d_w,
+            d_arr,
+            B,
+            N,
+            n_in,
+            E,
+            K,
+            config.tau_mem,
+            config.tau_syn,
+            config.threshold,
+            config.v_after,
+            config.duration,
         )
-        return d_arr, d_w.to(weight.dtype)
+        kernel = backend.kernel("eventprop_backward", dtype)
+        kernel(_grid(B * N), (_BLOCK,), args + ((groups,) if backend.groups else ()))
+        return d_arr, d_w.sum(0).to(weight.dtype)

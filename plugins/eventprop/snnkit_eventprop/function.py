@@ -4,32 +4,64 @@
 ``[B, N, K]``; its backward is :func:`snnkit_eventprop.adjoint.adjoint_layer`, never autograd
 through the forward. Gradients reach the weights, the recurrent weights and the input spike
 times, so layers (and any loss on spike times or on an LI readout) chain through autograd.
-CUDA tensors of feed-forward layers use the CuPy kernels when CuPy is present.
+Feed-forward layers run the compiled kernels (:mod:`snnkit_eventprop.cuda`): CuPy on
+CUDA tensors when CuPy is present, the host C++ build on CPU tensors when a compiler is
+(``SNNKIT_HOST_KERNELS=0`` opts out; a failed build falls back to torch with a warning).
+Recurrent layers and the tests' ``drop_jump`` hook use the torch path.
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import torch
 
+from snnkit.errors import SnnkitError
 from snnkit_eventprop.adjoint import adjoint_layer
 from snnkit_eventprop.simulate import LayerConfig, LayerRecord, run_layer
 
 __all__ = ["spike_times"]
 
 
-def _backend(pre: torch.Tensor, recurrent):
-    if pre.is_cuda and recurrent is None:
-        from snnkit_eventprop import cuda
+def _backend(pre: torch.Tensor, recurrent, options):
+    """The compiled kernels for this layer (:class:`snnkit_eventprop.cuda.Kernels`), or None
+    for the torch path."""
+    if recurrent is not None or options.get("drop_jump"):
+        return None
+    from snnkit_eventprop import cuda
 
-        if cuda.available():
-            return cuda
+    if pre.is_cuda and cuda.available():
+        return cuda.CUDA
+    if pre.device.type == "cpu" and _host_works():
+        return cuda.HOST
     return None
+
+
+@functools.cache
+def _host_works() -> bool:
+    """The CPU kernels build here (probed once; a failure falls back to torch with a warning)."""
+    from snnkit_eventprop import cuda
+
+    if not cuda.host_available():
+        return False
+    try:
+        config = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 1.0, 1)
+        weight = torch.ones(1, 1)
+        record = cuda.HOST.run_layer(torch.zeros(1, 1, 1), weight, config)
+        cuda.HOST.adjoint_layer(record, torch.zeros_like(record.times), weight, config)
+    except SnnkitError as exc:
+        warnings.warn(
+            f"EventProp CPU kernels unavailable, using the torch path: {exc}", stacklevel=4
+        )
+        return False
+    return True
 
 
 class _EventLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pre, weight, recurrent, config, options):
-        backend = _backend(pre, recurrent)
+        backend = _backend(pre, recurrent, options)
         if backend is not None:
             record = backend.run_layer(pre, weight, config)
         else:

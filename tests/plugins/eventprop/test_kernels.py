@@ -1,14 +1,15 @@
-"""EventProp CUDA kernels: they compile (nvcc), their logic matches the torch path (host
-emulation: the .cu compiled as C++ and run thread by thread), and run on a GPU (-m gpu)."""
+"""EventProp kernels: they compile (nvcc), their logic matches the torch path (host
+emulation: the .cu compiled as C++ and run thread by thread), the CPU drivers match it too
+and are what CPU layers use, and they run on a GPU (-m gpu)."""
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
+import functools
+import math
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+import warnings
 
 import pytest
 import torch
@@ -16,11 +17,10 @@ from snnkit_eventprop import cuda
 from snnkit_eventprop.adjoint import adjoint_layer
 from snnkit_eventprop.simulate import LayerConfig, run_layer
 
-from snnkit import kernels
+from snnkit import LIF, host, kernels
 from snnkit.errors import SnnkitError
 
 NVCC = shutil.which("nvcc")
-CXX = shutil.which("g++") or shutil.which("c++")
 KERNELS = ("eventprop_forward", "eventprop_backward")
 
 
@@ -43,91 +43,21 @@ def test_kernels_compile_with_nvcc(arch, tmp_path):
     assert len(entries) == 4
 
 
-# --- host emulation ---------------------------------------------------------------------
-
-_PRELUDE = """\
-#include <cmath>
-#include <cstddef>
-#include <utility>
-using std::exp; using std::expm1; using std::fabs; using std::log;
-#define __host__
-#define __device__
-#define __global__
-#define __forceinline__ inline
-struct ep_dim3 { unsigned x = 0, y = 0, z = 0; };
-static ep_dim3 blockIdx, threadIdx, blockDim;
-template <typename T> T atomicAdd(T* p, T v) { T old = *p; *p += v; return old; }
-"""
-
-_LAUNCHER = """
-template <typename... A, std::size_t... I>
-static void ep_unpack(void (*f)(A...), void** args, std::index_sequence<I...>) {
-    f(*static_cast<A*>(args[I])...);
-}
-template <typename... A>
-static void ep_call(void (*f)(A...), void** args) {
-    ep_unpack(f, args, std::index_sequence_for<A...>{});
-}
-extern "C" void ep_run(unsigned grid, unsigned block, void** args) {
-    blockDim.x = block;
-    for (unsigned b = 0; b < grid; ++b) {
-        for (unsigned t = 0; t < block; ++t) {
-            blockIdx.x = b;
-            threadIdx.x = t;
-            ep_call(&KERNEL, args);
-        }
-    }
-}
-"""
-
-
-class _HostKernel:
-    """Runs a kernel's threads one after another on the CPU, arguments marshalled like CUDA's."""
-
-    def __init__(self, library, dtype):
-        self.library, self.dtype = library, dtype
-
-    def __call__(self, grid, block, args, stream=None):
-        scalar = ctypes.c_float if self.dtype == torch.float32 else ctypes.c_double
-        values = []
-        for arg in args:
-            if isinstance(arg, torch.Tensor):
-                assert arg.is_contiguous()
-                assert arg.dtype in (self.dtype, torch.int64), arg.dtype
-                values.append(ctypes.c_void_p(arg.data_ptr()))
-            elif isinstance(arg, int):
-                values.append(ctypes.c_int(arg))
-            else:
-                values.append(scalar(arg))
-        pointers = (ctypes.c_void_p * len(values))(
-            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values]
-        )
-        self.library.ep_run(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), pointers)
+# --- host emulation: the CUDA kernels compiled as C++ (snnkit.host), thread by thread ------
 
 
 @pytest.fixture(scope="module")
-def host_kernels(tmp_path_factory):
-    if CXX is None:
+def host_kernels():
+    """A stand-in for :func:`snnkit.kernels.compile_kernel` that emulates the launch grid."""
+    if not host.available():
         pytest.skip("no C++ compiler")
-    build, cache = tmp_path_factory.mktemp("eventprop_host"), {}
+    return functools.partial(host.compile_kernel, emulate=True)
 
-    def compile_kernel(source, name, dtype, options=()):
-        key = (hashlib.sha256(source.encode()).hexdigest()[:16], name, kernels.ctype(dtype))
-        if key not in cache:
-            stem = build / "_".join(key)
-            launcher = _LAUNCHER.replace("KERNEL", f"{name}<{key[2]}>")
-            Path(f"{stem}.cpp").write_text(_PRELUDE + source + launcher)
-            done = subprocess.run(
-                [CXX, "-std=c++17", "-O1", "-ffp-contract=off", "-shared", "-fPIC"]
-                + [f"{stem}.cpp", "-o", f"{stem}.so"],
-                capture_output=True,
-                text=True,
-            )
-            assert done.returncode == 0, done.stderr
-            cache[key] = _HostKernel(ctypes.CDLL(f"{stem}.so"), dtype)
-        return cache[key]
 
-    return compile_kernel
+@pytest.fixture(scope="module")
+def needs_host():
+    if not host.available():
+        pytest.skip("no C++ compiler")
 
 
 def _case(dtype, device, reset="subtract", taus=(10.0, 5.0), seed=0):
@@ -143,10 +73,10 @@ def _case(dtype, device, reset="subtract", taus=(10.0, 5.0), seed=0):
 TOL = {torch.float64: 1e-10, torch.float32: 2e-3}
 
 
-def _compare(dtype, device, **kw):
+def _compare(dtype, device, backend=cuda.CUDA, **kw):
     pre, w, config, grad = _case(dtype, device, **kw)
     want = run_layer(pre.cpu(), w.cpu(), None, config)
-    got = cuda.run_layer(pre, w, config)
+    got = backend.run_layer(pre, w, config)
     assert torch.equal(got.counts.cpu(), want.counts)
     assert int(want.counts.sum()) > 10 and want.times.shape[-1] > 1
     finite = torch.isfinite(want.times)
@@ -154,7 +84,7 @@ def _compare(dtype, device, **kw):
     assert (got.times.cpu()[finite] - want.times[finite]).abs().max() <= tol * 40
     g = grad(want.times).to(dtype)
     d_arr, d_w, _ = adjoint_layer(want, g, w.cpu(), None, config)
-    got_arr, got_w = cuda.adjoint_layer(got, g.to(device), w, config)
+    got_arr, got_w = backend.adjoint_layer(got, g.to(device), w, config)
     for a, b in ((got_arr.cpu(), d_arr), (got_w.cpu(), d_w)):
         assert (a - b).abs().max() <= tol * b.abs().max()
 
@@ -183,12 +113,191 @@ def test_host_emulation_spike_bound(host_kernels, monkeypatch):
         cuda.run_layer(pre, w, small)
 
 
+# --- the CPU drivers (kernels/eventprop_host.cpp): the same per-neuron functions ------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"reset": "zero"}, {"taus": (5.0, 5.0)}, {"taus": (10.0, 3.0)}],
+    ids=["subtract", "zero", "equal-taus", "general-taus"],
+)
+def test_cpu_driver_matches_torch(needs_host, dtype, kw):
+    _compare(dtype, "cpu", cuda.HOST, **kw)
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ("b < batch; b += groups", "b + 1 < batch; b += groups"),  # drops a sample
+        ("(grad[pk] - a_v * (theta - v_after) / tm)", "grad[pk]"),  # the reset term dropped
+        ("times[count] = t + s;", "times[count] = t + s + s * T(1e-6);"),  # a biased solver
+    ],
+    ids=["driver", "jump", "forward"],
+)
+def test_comparison_catches_a_broken_cpu_driver(needs_host, old, new):
+    def compile_broken(src, name, dtype, options):
+        assert old in src
+        return host.compile_kernel(src.replace(old, new), name, dtype, options)
+
+    broken = cuda.Kernels(compile_broken, "_host", cuda.host_source, cuda._GROUPS)
+    with pytest.raises(AssertionError):
+        _compare(torch.float64, "cpu", broken)
+
+
+def test_cpu_driver_spike_bound(needs_host):
+    pre = torch.zeros(1, 1, 1, dtype=torch.float64)
+    w = torch.full((2, 1), 50.0, dtype=torch.float64)
+    config = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 40.0, 1000)
+    record = cuda.HOST.run_layer(pre, w, config)
+    assert record.times.shape[-1] > cuda._CAP
+    want = run_layer(pre, w, None, config)
+    assert torch.equal(record.counts, want.counts)
+    assert (record.times - want.times).abs().max() < 1e-10
+    small = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 40.0, 3)
+    with pytest.raises(SnnkitError, match="max_spikes=3"):
+        cuda.HOST.run_layer(pre, w, small)
+
+
+def test_cpu_driver_threads_give_identical_results(needs_host):
+    gen = torch.Generator().manual_seed(5)
+    pre = (torch.rand(40, 6, 2, generator=gen, dtype=torch.float64) * 30).sort(-1).values
+    w = (torch.randn(50, 6, generator=gen, dtype=torch.float64) + 0.8) * 1.2
+    config = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 40.0, 64)
+    threads, runs = torch.get_num_threads(), []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            record = cuda.HOST.run_layer(pre, w, config)
+            g = torch.randn(
+                record.times.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+            )
+            runs.append((record.times, *cuda.HOST.adjoint_layer(record, g, w, config)))
+    finally:
+        torch.set_num_threads(threads)
+    assert int(torch.isfinite(runs[0][0]).sum()) > 100  # 40 samples: > 32 groups
+    for run in runs[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(run, runs[0], strict=True))
+
+
+def _network_grads(shape, readout, dtype, seed=0):
+    from snnkit_eventprop.method import EventProp
+
+    from snnkit.events import Events
+
+    torch.manual_seed(seed)
+    neuron = LIF(tau_mem=10.0, tau_syn=5.0)
+    net = EventProp().network(shape, neuron, readout=readout).to(dtype)
+    pre = (torch.rand(6, net.layers[0].in_features, 2, dtype=dtype) * 20).sort(-1).values
+    pre[0, 0, 1] = math.inf
+    out = net(Events(pre, 40.0))
+    gen = torch.Generator().manual_seed(seed + 1)
+    loss = sum(
+        (
+            torch.where(torch.isfinite(s), s, 0) * torch.randn(s.shape, generator=gen, dtype=dtype)
+        ).sum()
+        for s in out.spikes
+    )
+    if out.readout is not None:
+        loss = loss + out.readout.mean().square().sum()
+    loss.backward()
+    return [s.detach() for s in out.spikes], [p.grad for p in net.parameters()]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
+@pytest.mark.parametrize("readout", ["li", "spiking"])
+@pytest.mark.parametrize("shape", ["4-9-3", "4-8-7-3"], ids=["one-hidden", "two-hidden"])
+def test_cpu_network_equals_torch_path(needs_host, monkeypatch, shape, readout, dtype):
+    from snnkit_eventprop import function
+
+    from snnkit import LI
+
+    neuron = LIF(tau_mem=10.0, tau_syn=5.0) if readout == "spiking" else LI(tau_mem=10.0)
+    calls, original = [], function._backend
+
+    def spy(*args):
+        calls.append(original(*args))
+        return calls[-1]
+
+    monkeypatch.setattr(function, "_backend", spy)
+    got_s, got_g = _network_grads(shape, neuron, dtype)
+    assert cuda.HOST in calls and None not in calls
+    monkeypatch.setenv("SNNKIT_HOST_KERNELS", "0")
+    function._host_works.cache_clear()
+    try:
+        want_s, want_g = _network_grads(shape, neuron, dtype)
+    finally:
+        function._host_works.cache_clear()
+    assert calls[-1] is None
+    tol = 1e-10 if dtype == torch.float64 else 2e-3
+    assert sum(int(torch.isfinite(s).sum()) for s in want_s) > 20
+    for a, b in zip(got_s, want_s, strict=True):
+        assert torch.equal(torch.isfinite(a), torch.isfinite(b))
+        f = torch.isfinite(b)
+        assert (a[f] - b[f]).abs().max() <= tol * 40
+    for a, b in zip(got_g, want_g, strict=True):
+        assert (a - b).abs().max() <= tol * b.abs().max()
+
+
+def test_conformance_runs_through_the_cpu_kernels(needs_host, monkeypatch):
+    from snnkit_eventprop.method import EventProp
+
+    from snnkit.conformance import run_case
+
+    calls, original = [], cuda.Kernels.adjoint_layer
+
+    def spy(self, *args):
+        calls.append(self)
+        return original(self, *args)
+
+    monkeypatch.setattr(cuda.Kernels, "adjoint_layer", spy)
+    result = run_case(EventProp(), "deep", "float64")
+    assert result.passed, result.detail
+    assert calls and all(c is cuda.HOST for c in calls)
+
+
+def test_cpu_kernels_fall_back_to_torch_with_a_warning(monkeypatch):
+    from snnkit_eventprop import function
+
+    def broken(*args, **kwargs):
+        raise SnnkitError("compiling a CPU kernel failed (g++): error: test")
+
+    monkeypatch.setattr(host, "available", lambda: True)
+    monkeypatch.setattr(host, "compile_kernel", broken)
+    function._host_works.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="EventProp CPU kernels unavailable"):
+            assert function._backend(torch.zeros(1, 1, 1), None, {}) is None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # probed once: no second warning
+            assert function._backend(torch.zeros(1, 1, 1), None, {}) is None
+    finally:
+        function._host_works.cache_clear()
+
+
+def test_recurrent_and_hooked_layers_use_the_torch_path():
+    from snnkit_eventprop import function
+
+    x = torch.zeros(1, 1, 1)
+    assert function._backend(x, torch.zeros(2, 2), {}) is None
+    assert function._backend(x, None, {"drop_jump": "reset"}) is None
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
 def test_gpu_matches_torch(dtype):
     if not cuda.available():
         pytest.skip("needs CuPy and a CUDA device")
     _compare(dtype, "cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
+def test_gpu_equals_cpu_driver(dtype):
+    if not cuda.available():
+        pytest.skip("needs CuPy and a CUDA device")
+    _compare(dtype, "cuda", cuda.CUDA, reset="zero")
+    _compare(dtype, "cpu", cuda.HOST, reset="zero")
 
 
 @pytest.mark.gpu

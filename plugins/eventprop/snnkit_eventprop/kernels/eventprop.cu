@@ -1,7 +1,10 @@
 // EventProp for feed-forward current-based LIF layers (snnkit_eventprop.cuda).
 //
-// One thread per (sample b, neuron n). Input spikes come sorted per sample: arrival times
-// arr_t[B, E] (+inf padded) and their presynaptic neurons src[B, E]; weights W[N, N_in].
+// One (sample b, neuron n) at a time: a CUDA thread each in the __global__ kernels below,
+// a loop iteration in the CPU drivers (eventprop_host.cpp); both call the per-neuron
+// functions ep_forward_neuron / ep_backward_neuron, so the arithmetic lives in one place.
+// Input spikes come sorted per sample: arrival times arr_t[B, E] (+inf padded) and their
+// presynaptic neurons src[B, E]; weights W[N, N_in].
 //
 // Forward: between consecutive arrivals the state follows the closed form
 //     I(s) = I0 exp(-s/tau_s),  V(s) = V0 exp(-s/tau_m) + I0 kappa (exp(-s/tau_s) - exp(-s/tau_m))
@@ -9,14 +12,15 @@
 // upward crossing of theta in the window is found (split at the single extremum of V, then
 // a safeguarded Newton iteration on the bracket), recorded (time, I before the spike) and
 // reset; an arrival at the same time as a crossing comes first. Spikes beyond `cap` are
-// counted but not stored, and the thread stops after max_spikes + 1: the host re-runs with
+// counted but not stored, and the neuron stops after max_spikes + 1: the host re-runs with
 // a larger buffer or raises (spikes are never dropped silently).
 //
 // Backward: the adjoint (a_V, a_I) = (dL/dV, dL/dI) runs from t = T to 0 over the merged
 // arrivals and own spikes, exactly between events; at a spike (g = dL/dt_k, I = current
 // before it) a_V <- a_V - tau_m/(I - theta) (g - a_V (theta - V_after)/tau_m); at an
-// arrival from j: dW[n, j] += a_I and dL/d(arrival) += W[n, j] (a_I/tau_s - a_V/tau_m),
-// both accumulated with atomicAdd.
+// arrival from j: dW[n, j] += a_I and dL/d(arrival) += W[n, j] (a_I/tau_s - a_V/tau_m).
+// On the GPU both sums are atomicAdds (every neuron adds to them); the CPU driver gives
+// each thread its own rows instead and adds plainly (ep_accumulate).
 
 template <typename T>
 __device__ __forceinline__ T ep_voltage(T v0, T i0, T s, T tm, T ts) {
@@ -103,17 +107,24 @@ __device__ T ep_first_crossing(T v0, T i0, T theta, T window, T tm, T ts) {
     return x;
 }
 
+// p += v: atomically on the GPU; plainly on the CPU, where the caller owns the memory.
 template <typename T>
-__global__ void eventprop_forward(const T* arr_t, const long long* src, const T* weight,
-                                  T* times, T* currents, long long* counts, int batch,
-                                  int neurons, int inputs, int arrivals, int cap,
-                                  int max_spikes, T tm, T ts, T theta, int reset_zero,
-                                  T v_reset, T duration) {
-    const long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (k >= (long long)batch * neurons) {
-        return;
-    }
-    const long long b = k / neurons, n = k % neurons;
+__device__ __forceinline__ void ep_accumulate(T* p, T v) {
+#ifdef __CUDA_ARCH__
+    atomicAdd(p, v);
+#else
+    *p += v;
+#endif
+}
+
+// The forward of neuron n of sample b: its spike times and currents go to times[0, cap),
+// currents[0, cap); returns its spike count (max_spikes + 1 when it exceeds the bound).
+template <typename T>
+__device__ long long ep_forward_neuron(long long b, long long n, const T* arr_t,
+                                       const long long* src, const T* weight, T* times,
+                                       T* currents, int inputs, int arrivals, int cap,
+                                       int max_spikes, T tm, T ts, T theta, int reset_zero,
+                                       T v_reset, T duration) {
     T v = T(0), i = T(0), t = T(0);
     long long count = 0;
     for (int e = 0; e <= arrivals; ++e) {
@@ -128,8 +139,8 @@ __global__ void eventprop_forward(const T* arr_t, const long long* src, const T*
             const T v_new = ep_voltage(v, i, s, tm, ts);
             i = i * exp(-s / ts);
             if (count < cap) {
-                times[k * cap + count] = t + s;
-                currents[k * cap + count] = i;
+                times[count] = t + s;
+                currents[count] = i;
             }
             ++count;
             v = reset_zero ? v_reset : v_new - theta;
@@ -147,7 +158,63 @@ __global__ void eventprop_forward(const T* arr_t, const long long* src, const T*
         }
         i += weight[n * inputs + src[b * arrivals + e]];
     }
-    counts[k] = count;
+    return count;
+}
+
+// The adjoint of neuron n of sample b (its `count` spikes at times/currents, their
+// gradients grad), adding to d_weight[N, N_in] and d_arrivals[B, E].
+template <typename T>
+__device__ void ep_backward_neuron(long long b, long long n, const T* arr_t,
+                                   const long long* src, const T* weight, const T* times,
+                                   const T* currents, const T* grad, long long count,
+                                   T* d_weight, T* d_arrivals, int inputs, int arrivals,
+                                   T tm, T ts, T theta, T v_after, T duration) {
+    long long pa = -1;
+    for (int e = 0; e < arrivals; ++e) {
+        if (arr_t[b * arrivals + e] < T(INFINITY)) {
+            pa = e;
+        }
+    }
+    long long pk = count - 1;
+    T a_v = T(0), a_i = T(0), t = duration;
+    while (pa >= 0 || pk >= 0) {
+        const T ta = pa >= 0 ? arr_t[b * arrivals + pa] : T(-INFINITY);
+        const T tk = pk >= 0 ? times[pk] : T(-INFINITY);
+        const bool spike = pk >= 0 && tk >= ta;
+        const T t_ev = spike ? tk : ta;
+        const T gap = t - t_ev;
+        const T kvi = ep_voltage(T(0), T(1), gap, tm, ts);
+        a_i = a_i * exp(-gap / ts) + a_v * kvi;
+        a_v = a_v * exp(-gap / tm);
+        t = t_ev;
+        if (spike) {
+            a_v = a_v - tm / (currents[pk] - theta) * (grad[pk] - a_v * (theta - v_after) / tm);
+            --pk;
+        } else {
+            const long long j = src[b * arrivals + pa];
+            ep_accumulate(&d_weight[n * inputs + j], a_i);
+            ep_accumulate(&d_arrivals[b * arrivals + pa],
+                          weight[n * inputs + j] * (a_i / ts - a_v / tm));
+            --pa;
+        }
+    }
+}
+
+// --- CUDA kernels: one thread per (sample, neuron), k = b * neurons + n ---------------
+
+template <typename T>
+__global__ void eventprop_forward(const T* arr_t, const long long* src, const T* weight,
+                                  T* times, T* currents, long long* counts, int batch,
+                                  int neurons, int inputs, int arrivals, int cap,
+                                  int max_spikes, T tm, T ts, T theta, int reset_zero,
+                                  T v_reset, T duration) {
+    const long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= (long long)batch * neurons) {
+        return;
+    }
+    counts[k] = ep_forward_neuron(k / neurons, k % neurons, arr_t, src, weight,
+                                  times + k * cap, currents + k * cap, inputs, arrivals, cap,
+                                  max_spikes, tm, ts, theta, reset_zero, v_reset, duration);
 }
 
 template <typename T>
@@ -160,35 +227,7 @@ __global__ void eventprop_backward(const T* arr_t, const long long* src, const T
     if (k >= (long long)batch * neurons) {
         return;
     }
-    const long long b = k / neurons, n = k % neurons;
-    long long pa = -1;
-    for (int e = 0; e < arrivals; ++e) {
-        if (arr_t[b * arrivals + e] < T(INFINITY)) {
-            pa = e;
-        }
-    }
-    long long pk = counts[k] - 1;
-    T a_v = T(0), a_i = T(0), t = duration;
-    while (pa >= 0 || pk >= 0) {
-        const T ta = pa >= 0 ? arr_t[b * arrivals + pa] : T(-INFINITY);
-        const T tk = pk >= 0 ? times[k * cap + pk] : T(-INFINITY);
-        const bool spike = pk >= 0 && tk >= ta;
-        const T t_ev = spike ? tk : ta;
-        const T gap = t - t_ev;
-        const T kvi = ep_voltage(T(0), T(1), gap, tm, ts);
-        a_i = a_i * exp(-gap / ts) + a_v * kvi;
-        a_v = a_v * exp(-gap / tm);
-        t = t_ev;
-        if (spike) {
-            const T g = grad[k * cap + pk];
-            const T cur = currents[k * cap + pk];
-            a_v = a_v - tm / (cur - theta) * (g - a_v * (theta - v_after) / tm);
-            --pk;
-        } else {
-            const long long j = src[b * arrivals + pa];
-            atomicAdd(&d_weight[n * inputs + j], a_i);
-            atomicAdd(&d_arrivals[b * arrivals + pa], weight[n * inputs + j] * (a_i / ts - a_v / tm));
-            --pa;
-        }
-    }
+    ep_backward_neuron(k / neurons, k % neurons, arr_t, src, weight, times + k * cap,
+                       currents + k * cap, grad + k * cap, counts[k], d_weight, d_arrivals,
+                       inputs, arrivals, tm, ts, theta, v_after, duration);
 }
