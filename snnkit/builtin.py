@@ -59,7 +59,9 @@ YINYANG_RECIPE = {
     "neuron_options": {"lif": {"tau_mem": 20.0, "tau_syn": 5.0}, "if": {"tau_syn": 5.0}},
     "layer_options": {"weight_gain": 4.0},
     # event methods (continuous time): Wunderlich & Pehle's 5-200-3 with spiking output
-    # neurons and the time-to-first-spike loss
+    # neurons and the time-to-first-spike loss. EventProp learns with
+    # --loss first_spike_exp --lr 5e-4 (95.5 % over 5 seeds); with these settings its
+    # output neurons fall silent and training collapses (docs/methods/eventprop.md)
     "events": {
         "readout": "spiking",
         "loss": "ttfs_ce",
@@ -78,6 +80,8 @@ RANDMAN_RECIPE = {
     "readout_tau": 20.0,
     "neuron_options": {"lif": {"tau_mem": 20.0, "tau_syn": 5.0}, "if": {"tau_syn": 5.0}},
     "layer_options": {"weight_gain": 1.0},
+    # event methods: no raster layer options (weight_gain is a raster-layer setting)
+    "events": {"layer_options": {}},
 }
 
 
