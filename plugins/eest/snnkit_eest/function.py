@@ -1,0 +1,91 @@
+"""One EEST layer as an autograd Function: closed-form forward, explicit chain-rule backward.
+
+``spike_times(pre, weight, config)`` returns the layer's spike times ``[B, N, K]``; its
+backward is :func:`snnkit_eest.backward.backward_layer` (or the same pass in the compiled
+kernels), never autograd through the forward. Gradients reach the weights and the input
+spike times, so layers and losses chain through autograd. Backends: CuPy kernels on CUDA
+tensors when CuPy is present, the host C++ build on CPU tensors when a compiler is
+(``SNNKIT_HOST_KERNELS=0`` or ``backend="torch"`` opt out; a failed build falls back to
+torch with a warning); the test hook ``reset_coupling=False`` uses the torch path.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import torch
+
+from snnkit.errors import SnnkitError
+from snnkit_eest.backward import backward_layer
+from snnkit_eest.forward import LayerConfig, run_layer
+
+__all__ = ["spike_times"]
+
+BACKENDS = ("auto", "torch", "kernels")
+
+
+def _backend(pre: torch.Tensor, options: dict):
+    """The compiled kernels for this call (:class:`snnkit_eest.cuda.Kernels`) or None."""
+    choice = options.get("backend", "auto")
+    if choice == "torch" or options.get("reset_coupling") is False:
+        return None
+    from snnkit_eest import cuda
+
+    if pre.is_cuda and cuda.available():
+        return cuda.CUDA
+    if pre.device.type == "cpu" and _host_works():
+        return cuda.HOST
+    if choice == "kernels":
+        raise SnnkitError("eest backend='kernels': no kernels here (no CuPy/GPU, no C++ compiler)")
+    return None
+
+
+@functools.cache
+def _host_works() -> bool:
+    """The CPU kernels build here (probed once; a failure warns and falls back to torch)."""
+    from snnkit_eest import cuda
+
+    if not cuda.host_available():
+        return False
+    try:
+        config = LayerConfig(10.0, 1.0, 1.0, 1)
+        weight = torch.ones(1, 1)
+        record = cuda.HOST.run_layer(torch.zeros(1, 1, 1), weight, config)
+        cuda.HOST.backward_layer(record, torch.zeros_like(record.times), weight, config)
+    except SnnkitError as exc:
+        warnings.warn(f"EEST CPU kernels unavailable, using the torch path: {exc}", stacklevel=4)
+        return False
+    return True
+
+
+class _EESTLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre, weight, config, options):
+        backend = _backend(pre, options)
+        if backend is not None:
+            record = backend.run_layer(pre, weight, config)
+        else:
+            record = run_layer(pre, weight, config)
+        ctx.record, ctx.config, ctx.options, ctx.backend = record, config, options, backend
+        ctx.pre_shape = pre.shape
+        ctx.save_for_backward(weight)
+        return record.times.to(pre.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (weight,) = ctx.saved_tensors
+        record = ctx.record
+        if ctx.backend is not None:
+            d_arr, d_w = ctx.backend.backward_layer(record, grad, weight, ctx.config)
+        else:
+            coupling = ctx.options.get("reset_coupling", True)
+            d_arr, d_w = backward_layer(record, grad, weight, ctx.config, coupling)
+        d_pre = d_arr.new_zeros(ctx.pre_shape[0], d_arr.shape[1])
+        d_pre.scatter_(1, record.order, d_arr)
+        return d_pre.view(ctx.pre_shape).to(grad.dtype), d_w.to(weight.dtype), None, None
+
+
+def spike_times(pre: torch.Tensor, weight: torch.Tensor, config: LayerConfig, **options):
+    """Spike times ``[B, N, K]`` of a layer fed by ``pre [B, N_in, K_in]`` (differentiable)."""
+    return _EESTLayer.apply(pre, weight, config, options)
