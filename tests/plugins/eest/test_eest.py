@@ -225,3 +225,26 @@ def test_spike_time_mse_and_count_loss():
     assert not SpikeCountLoss.exact
     assert get_registry().loss("eest_spike_count").name == "eest_spike_count"
     assert get_registry().loss("spike_time_mse").name == "spike_time_mse"
+
+
+# --- snnkit run --------------------------------------------------------------------------
+
+
+def test_run_defaults_make_yinyang_trainable(tmp_path):
+    from snnkit.train import RunConfig, run
+
+    config = RunConfig(grad="eest", epochs=1, hidden="8", dataset_options={"size": 64})
+    result = run(config, db=None, out=tmp_path, progress=False)
+    cfg = result.config
+    assert (cfg.readout, cfg.loss, cfg.lr) == ("spiking", "first_spike_exp", 5e-4)
+    assert cfg.neuron_options == {"tau_mem": 20.0, "tau_syn": 10.0}
+    assert 0.0 <= result.final.test_accuracy <= 1.0
+
+
+@pytest.mark.slow
+def test_learns_yinyang(tmp_path):
+    from snnkit.train import RunConfig, run
+
+    torch.set_num_threads(1)
+    result = run(RunConfig(grad="eest", epochs=3), db=None, out=tmp_path, progress=False)
+    assert result.final.test_accuracy > 0.8
