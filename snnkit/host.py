@@ -11,15 +11,19 @@ a GPU) and (2) ship CPU drivers written against the same per-column step functio
 ``name<float|double>``, caches the shared library on disk (``$SNNKIT_CACHE`` or
 ``~/.cache/snnkit``) keyed by the full source, flags and compiler, and returns a callable
 taking ``(grid, block, args)`` like a CUDA launch, with CPU tensors as pointers. No
-fast-math and no FMA contraction: results round like the torch code, step for step.
+fast-math and no FMA contraction: results round like the torch code, step for step, but
+for ``exp``, which comes from the C library (scalar, or vector with libmvec; both within a
+few ulp). Builds target the machine (:data:`TUNINGS`, probed once).
 ``SNNKIT_HOST_KERNELS=0`` turns the CPU drivers off (plugins fall back to torch).
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -48,6 +52,10 @@ using std::log; using std::sqrt; using std::expm1;
 struct snnkit_dim3 { unsigned x = 0, y = 0, z = 0; };
 static snnkit_dim3 blockIdx, threadIdx, blockDim;
 static int snnkit_threads = 1;  // OpenMP threads a CPU driver may use
+#ifdef SNNKIT_VECTOR_MATH  // glibc's libmvec has vector exp/expf: loops calling exp vectorise
+extern "C" double exp(double) noexcept __attribute__((simd("notinbranch")));
+extern "C" float expf(float) noexcept __attribute__((simd("notinbranch")));
+#endif
 """
 
 _LAUNCHER = """
@@ -92,6 +100,16 @@ FLAGS = (
     "-fPIC",
 )
 
+# Tuning for the machine, each part used only if a probe build here accepts it: the widest
+# vectors the processor has, and the vector math library (libmvec, <= 4 ulp like the scalar
+# exp) so that loops with exp (the surrogates) vectorise. SNNKIT_HOST_NATIVE=0 turns it off.
+TUNINGS = (("-march=native", "-DSNNKIT_VECTOR_MATH", "-lmvec"), ("-march=native",), ())
+_PROBE = """
+extern "C" void snnkit_probe(const float* x, float* y, const double* u, double* w, int n) {
+    for (int k = 0; k < n; ++k) { y[k] = exp(x[k]); w[k] = exp(u[k]); }
+}
+"""
+
 
 def compiler() -> str | None:
     """The C++ compiler used (``$CXX``, else g++ or c++ on PATH), or None if none is found."""
@@ -104,6 +122,36 @@ def compiler() -> str | None:
 def available() -> bool:
     """A C++ compiler is present and ``SNNKIT_HOST_KERNELS`` is not ``0``."""
     return os.environ.get("SNNKIT_HOST_KERNELS", "1") != "0" and compiler() is not None
+
+
+@functools.cache
+def tuning(cxx: str) -> tuple[str, ...]:
+    """The first of :data:`TUNINGS` that ``cxx`` builds and this process loads (probed once)."""
+    if os.environ.get("SNNKIT_HOST_NATIVE", "1") == "0":
+        return ()
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "probe.cpp", Path(tmp) / "probe.so"
+        src.write_text(PRELUDE + _PROBE)
+        for flags in TUNINGS[:-1]:
+            done = subprocess.run(
+                [cxx, *FLAGS, *flags, str(src), "-o", str(out)], capture_output=True
+            )
+            try:
+                if done.returncode == 0 and ctypes.CDLL(str(out)).snnkit_probe:
+                    return flags
+            except (OSError, AttributeError):
+                pass
+    return ()
+
+
+def _processor() -> str:
+    """What -march=native compiles for: the CPU's model and feature flags, as Linux lists them."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    keys = ("model name", "flags", "Features", "CPU part")
+    return "\n".join(ln for ln in info.split("\n\n")[0].splitlines() if ln.startswith(keys))
 
 
 def cache_dir() -> Path:
@@ -173,18 +221,20 @@ def compile_kernel(
             "(or SNNKIT_HOST_KERNELS=0 to use the torch path)"
         )
     code = PRELUDE + source + _LAUNCHER.replace("KERNEL", f"{name}<{ctype(dtype)}>")
-    digest = hashlib.sha256("\0".join((code, cxx, *FLAGS)).encode()).hexdigest()[:24]
-    key = f"{digest}-{int(emulate)}"
     with _LOCK:
+        flags = (*FLAGS, *tuning(cxx))
+        target = _processor() if "-march=native" in flags else ""
+        digest = hashlib.sha256("\0".join((code, cxx, *flags, target)).encode()).hexdigest()
+        key = f"{digest[:24]}-{int(emulate)}"
         kernel = _LOADED.get(key)
         if kernel is None:
-            library = _build(code, digest, cxx)
+            library = _build(code, digest[:24], cxx, flags)
             kernel = HostKernel(ctypes.CDLL(str(library)), name, dtype, emulate)
             _LOADED[key] = kernel
     return kernel
 
 
-def _build(code: str, digest: str, cxx: str) -> Path:
+def _build(code: str, digest: str, cxx: str, flags: tuple[str, ...]) -> Path:
     """The shared library for ``code``: from the cache, or compiled and renamed into it."""
     directory = cache_dir()
     library = directory / f"{digest}.so"
@@ -195,7 +245,7 @@ def _build(code: str, digest: str, cxx: str) -> Path:
         src, out = Path(tmp) / "kernel.cpp", Path(tmp) / "kernel.so"
         src.write_text(code)
         done = subprocess.run(
-            [cxx, *FLAGS, str(src), "-o", str(out)], capture_output=True, text=True
+            [cxx, *flags, str(src), "-o", str(out)], capture_output=True, text=True
         )
         if done.returncode != 0:
             first = next(

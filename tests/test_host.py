@@ -76,3 +76,41 @@ def test_missing_compiler_and_opt_out(monkeypatch):
     monkeypatch.delenv("CXX")
     monkeypatch.setenv("SNNKIT_HOST_KERNELS", "0")
     assert not host.available()
+
+
+EXP = """
+template <typename T>
+void exp_driver(const T* x, T* y, int n) {
+    for (int k = 0; k < n; ++k) { y[k] = T(2) * exp(-fabs(x[k] - T(1)) / T(0.5)); }
+}
+"""
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_tuned_builds_compute_what_plain_builds_do(dtype, monkeypatch):
+    """-march=native and libmvec's vector exp (when the probe accepts them) change speed,
+    not results beyond a few ulp; SNNKIT_HOST_NATIVE=0 builds plainly, into another entry."""
+    cxx = host.compiler()
+    tuned_flags = host.tuning(cxx)
+    assert tuned_flags in host.TUNINGS
+    x = torch.linspace(-3, 5, 1001, dtype=dtype)
+    tuned, plain = torch.empty_like(x), torch.empty_like(x)
+    host.compile_kernel(EXP, "exp_driver", dtype)((1,), (1,), (x, tuned, x.numel()))
+    monkeypatch.setenv("SNNKIT_HOST_NATIVE", "0")
+    host.tuning.cache_clear()
+    try:
+        assert host.tuning(cxx) == ()
+        host.compile_kernel(EXP, "exp_driver", dtype)((1,), (1,), (x, plain, x.numel()))
+    finally:
+        monkeypatch.delenv("SNNKIT_HOST_NATIVE")
+        host.tuning.cache_clear()
+    want = 2 * torch.exp(-(x - 1).abs() / 0.5)
+    eps = torch.finfo(dtype).eps
+    assert torch.allclose(tuned, want, rtol=8 * eps, atol=0)
+    assert torch.allclose(plain, want, rtol=8 * eps, atol=0)
+    assert len(list(host.cache_dir().glob("*.so"))) == (2 if tuned_flags else 1)
+
+
+def test_a_tuning_the_compiler_refuses_is_skipped(monkeypatch):
+    monkeypatch.setattr(host, "TUNINGS", (("-fno-such-flag-anywhere",), ()))
+    assert host.tuning.__wrapped__(host.compiler()) == ()
