@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # the tests also need the datasets extra (tonic, h5py): tests/test_neuromorphic.py runs
-# tonic's real loaders on fixture files; `make run` does not need it
+# tonic's real loaders on fixture files; and the plot extra (matplotlib) for the PNG
+# leaderboard; `make run` needs neither
 DATASETS := $(VENV)/.datasets-installed
 $(DATASETS): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[datasets]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[datasets,plot]"
 	touch $(DATASETS)
 
 run: $(STAMP)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -308,6 +309,123 @@ def datasets_download(
         raise SnnkitError(f"dataset '{name}' is generated locally; there is nothing to download")
     spec.download(data_dir)
     console.print(f"{name}: {spec.status(data_dir)}", highlight=False)
+
+
+leaderboard_app = typer.Typer(
+    help="Rank recorded runs per task (mean ± std over seeds); `run` trains what is missing.",
+    add_completion=False,
+    no_args_is_help=True,
+)
+app.add_typer(leaderboard_app, name="leaderboard")
+DbOption = Annotated[Path, typer.Option(help="Results database (SQLite).")]
+GradsOption = Annotated[
+    list[str] | None, typer.Option("--grad", help="Only these methods (repeatable).")
+]
+TaskOption = Annotated[str | None, typer.Option("--dataset", help="Only this task.")]
+MinRunsOption = Annotated[int, typer.Option(help="Hide entries with fewer completed runs.")]
+
+
+def _board(db: Path, dataset: str | None, grad: list[str] | None, min_runs: int):
+    from snnkit.leaderboard import entries
+    from snnkit.results import ResultsStore
+
+    if not db.exists():
+        raise SnnkitError(
+            f"no results database at {db}; train with `snnkit run` or `snnkit leaderboard run`, "
+            "or pass --db"
+        )
+    with ResultsStore(db) as store:
+        return entries(store, dataset=dataset, methods=grad, min_runs=min_runs)
+
+
+def _print_board(board, db: Path) -> None:
+    from snnkit.leaderboard import HEADERS, cells
+
+    table = Table(title=f"snnkit leaderboard · {db}")
+    for header in HEADERS:
+        table.add_column(header, justify="right" if header in ("#", "s / epoch") else "left")
+    for entry in board:
+        table.add_row(*cells(entry))
+    console.print(table if board else "no completed runs match", highlight=False)
+
+
+@leaderboard_app.command("show")
+@user_errors
+def leaderboard_show(
+    db: DbOption = Path("snnkit-results.db"),
+    dataset: TaskOption = None,
+    grad: GradsOption = None,
+    min_runs: MinRunsOption = 1,
+) -> None:
+    """The leaderboard as a table: one entry per task, method, neuron and setting."""
+    _print_board(_board(db, dataset, grad, min_runs), db)
+
+
+@leaderboard_app.command("export")
+@user_errors
+def leaderboard_export(
+    out: Annotated[Path, typer.Argument(help="File to write (.md, .csv, .html, .json, .png).")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="markdown, csv, html, json or png (default: from OUT)."),
+    ] = None,
+    db: DbOption = Path("snnkit-results.db"),
+    dataset: TaskOption = None,
+    grad: GradsOption = None,
+    min_runs: MinRunsOption = 1,
+) -> None:
+    """Write the leaderboard as Markdown, CSV, HTML, JSON or a PNG plot."""
+    from snnkit.leaderboard import write
+
+    board = _board(db, dataset, grad, min_runs)
+    written = write(board, out, fmt)
+    console.print(f"wrote {out} ({written}, {len(board)} entries)", highlight=False)
+
+
+@leaderboard_app.command("run")
+@user_errors
+def leaderboard_run(
+    grad: Annotated[list[str], typer.Option("--grad", help="Methods to rank (repeatable).")],
+    dataset: Annotated[str, typer.Option(help="Task.")] = "yinyang",
+    neuron: Annotated[str, typer.Option(help="Neuron model.")] = "lif",
+    seeds: Annotated[int, typer.Option(help="Seeds 0 .. N-1 per method.")] = 3,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    data_dir: DataDirOption = None,
+    db: DbOption = Path("snnkit-results.db"),
+    out: Annotated[Path, typer.Option(help="Checkpoint root.")] = Path("runs/leaderboard"),
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train every (method, seed) the database lacks for these settings (resuming interrupted
+    ones), then show the task's leaderboard. Rerun it after an interruption: nothing is lost."""
+    from snnkit.leaderboard import fill
+    from snnkit.train import RunConfig
+
+    if seeds < 1:
+        raise SnnkitError(f"--seeds must be >= 1, got {seeds}")
+    configs = [
+        RunConfig(
+            dataset=dataset,
+            grad=method,
+            neuron=neuron,
+            epochs=epochs,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+            data_dir=str(data_dir) if data_dir is not None else None,
+        )
+        for method in grad
+        for seed in range(seeds)
+    ]
+    done = fill(configs, db=db, out=out, progress=progress, console=console)
+    counts = Counter(status for _, status in done)
+    console.print(
+        f"{counts['trained']} trained, {counts['resumed']} resumed, "
+        f"{counts['recorded']} already recorded",
+        highlight=False,
+    )
+    _print_board(_board(db, dataset, grad, 1), db)
 
 
 @app.command()

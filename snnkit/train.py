@@ -191,6 +191,17 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def resolve(config: RunConfig, registry: Registry | None = None) -> RunConfig:
+    """``config`` with the dataset's and the method's defaults filled in, validated: the
+    settings a run with it trains by (what the results store records)."""
+    reg = registry or get_registry()
+    method = reg.gradient(config.grad)
+    defaults = with_method_defaults(reg.dataset(config.dataset).defaults, method)
+    resolved = config.resolved(defaults, method.representation)
+    resolved.validate()
+    return resolved
+
+
 class Trainer:
     """Builds model, data and optimiser from a :class:`RunConfig` and trains it."""
 
@@ -200,9 +211,7 @@ class Trainer:
         spec = reg.dataset(config.dataset)
         self.method = reg.gradient(config.grad)
         self.events = self.method.representation == "events"
-        defaults = with_method_defaults(spec.defaults, self.method)
-        self.config = config = config.resolved(defaults, self.method.representation)
-        config.validate()
+        self.config = config = resolve(config, reg)
         self.neuron = reg.neuron(config.neuron, dt=config.dt, **config.neuron_options)
         self.method.check(self.neuron)
         self.loss = reg.loss(config.loss)

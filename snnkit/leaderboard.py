@@ -1,0 +1,309 @@
+"""Leaderboards: completed runs of the results store ranked per task, mean ± std over seeds.
+
+Runs are grouped by task, method, neuron and *setting* (every resolved training option
+except the seed, the device and where data and checkpoints live), so a 1-epoch smoke test
+never averages with a 30-epoch run. Each entry names only the options that tell it apart
+from the other entries of its task. Renderers: rich table, Markdown, CSV, HTML, JSON and a
+PNG plot (matplotlib, ``pip install 'snnkit[plot]'``).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import io
+import json
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from snnkit.errors import SnnkitError
+from snnkit.results import ResultsStore, RunRecord, _plain
+
+__all__ = [
+    "Entry",
+    "FORMATS",
+    "entries",
+    "fill",
+    "render",
+    "setting_key",
+    "setting_of",
+    "write",
+]
+
+# options that do not change what is trained
+_NOT_A_SETTING = ("seed", "device", "data_dir")
+# shown as their own columns, so never repeated in the setting label
+_OWN_COLUMNS = ("dataset", "grad", "neuron")
+FORMATS = ("markdown", "csv", "html", "json", "png")
+_SUFFIXES = {".md": "markdown", ".csv": "csv", ".html": "html", ".json": "json", ".png": "png"}
+
+
+def setting_of(config: dict[str, Any]) -> dict[str, Any]:
+    """The options of a run's (resolved) configuration that define what was trained."""
+    return {k: v for k, v in config.items() if k not in _NOT_A_SETTING}
+
+
+def setting_key(config: dict[str, Any]) -> str:
+    """A short stable digest of :func:`setting_of` (for grouping and checkpoint folders); the
+    same for a configuration and for its record read back from the store."""
+    text = json.dumps(_plain(setting_of(config)), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+@dataclass
+class Entry:
+    """One row: a (task, method, neuron, setting) and its completed runs."""
+
+    dataset: str
+    method: str
+    neuron: str
+    setting: str  # digest of the full setting
+    runs: list[RunRecord]
+    label: str = ""  # the options that set this entry apart within its task
+    rank: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({r.seed for r in self.runs})
+
+    def _values(self, name: str) -> list[float]:
+        return [v for r in self.runs if (v := getattr(r, name)) is not None]
+
+    @property
+    def accuracy_mean(self) -> float | None:
+        values = self._values("test_accuracy")
+        return statistics.fmean(values) if values else None
+
+    @property
+    def accuracy_std(self) -> float | None:
+        values = self._values("test_accuracy")
+        return statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
+
+    @property
+    def seconds_per_epoch(self) -> float | None:
+        values = self._values("seconds_per_epoch")
+        return statistics.fmean(values) if values else None
+
+    @property
+    def peak_memory_mb(self) -> float | None:
+        values = self._values("peak_memory_mb")
+        return max(values) if values else None
+
+    def row(self) -> dict[str, Any]:
+        """Plain values, for CSV and JSON."""
+        return {
+            "rank": self.rank,
+            "dataset": self.dataset,
+            "method": self.method,
+            "neuron": self.neuron,
+            "setting": self.label,
+            "setting_id": self.setting,
+            "runs": len(self.runs),
+            "seeds": self.seeds,
+            "test_accuracy_mean": self.accuracy_mean,
+            "test_accuracy_std": self.accuracy_std,
+            "seconds_per_epoch": self.seconds_per_epoch,
+            "peak_memory_mb": self.peak_memory_mb,
+        }
+
+
+def _label(options: dict[str, Any], others: list[dict[str, Any]]) -> str:
+    """``k=v`` for each option whose value differs in some other entry of the task."""
+    keys = sorted({k for o in [options, *others] for k in o} - set(_OWN_COLUMNS))
+    varying = [k for k in keys if any(o.get(k) != options.get(k) for o in others)]
+    return ", ".join(f"{k}={_short(options.get(k))}" for k in varying)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_short(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def entries(
+    store: ResultsStore,
+    *,
+    dataset: str | None = None,
+    methods: Iterable[str] | None = None,
+    min_runs: int = 1,
+) -> list[Entry]:
+    """The leaderboard: entries sorted by task, then by mean test accuracy (best first)."""
+    wanted = set(methods) if methods else None
+    groups: dict[tuple[str, str, str, str], Entry] = {}
+    for record in store.runs(dataset=dataset, status="completed"):
+        if wanted is not None and record.method not in wanted:
+            continue
+        key = (record.dataset, record.method, record.neuron, setting_key(record.config))
+        if key not in groups:
+            groups[key] = Entry(*key, runs=[], options=setting_of(record.config))
+        groups[key].runs.append(record)
+    board = [e for e in groups.values() if len(e.runs) >= min_runs]
+    board.sort(
+        key=lambda e: (e.dataset, e.accuracy_mean is None, -(e.accuracy_mean or 0.0), e.method)
+    )
+    for task in {e.dataset for e in board}:
+        same = [e for e in board if e.dataset == task]
+        for rank, e in enumerate(same, 1):
+            e.rank = rank
+            e.label = _label(e.options, [o.options for o in same if o is not e])
+    return board
+
+
+def _percent(mean: float | None, std: float | None) -> str:
+    return "—" if mean is None else f"{100 * mean:.2f} ± {100 * (std or 0.0):.2f} %"
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+HEADERS = ("#", "task", "method", "neuron", "setting", "seeds", "test accuracy", "s / epoch")
+
+
+def cells(entry: Entry) -> tuple[str, ...]:
+    """The displayed cells of one entry, in :data:`HEADERS` order."""
+    return (
+        str(entry.rank),
+        entry.dataset,
+        entry.method,
+        entry.neuron,
+        entry.label or "—",
+        f"{len(entry.seeds)} ({','.join(map(str, entry.seeds))})",
+        _percent(entry.accuracy_mean, entry.accuracy_std),
+        _number(entry.seconds_per_epoch, 2),
+    )
+
+
+def render(board: list[Entry], fmt: str) -> str:
+    """The leaderboard as text: ``markdown``, ``csv``, ``html`` or ``json``."""
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(e)) + " |" for e in board]
+        return "\n".join(lines) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        rows = [e.row() for e in board]
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["rank"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "seeds": " ".join(map(str, row["seeds"]))})
+        return buffer.getvalue()
+    if fmt == "html":
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADERS)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells(e)) + "</tr>"
+            for e in board
+        )
+        return (
+            '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>snnkit leaderboard'
+            "</title></head><body>\n<table>\n<thead><tr>"
+            f"{head}</tr></thead>\n<tbody>{body}</tbody>\n</table>\n</body></html>\n"
+        )
+    if fmt == "json":
+        return json.dumps([e.row() for e in board], indent=2) + "\n"
+    raise SnnkitError(f"unknown leaderboard format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def _plot(board: list[Entry], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SnnkitError(
+            "a PNG leaderboard needs matplotlib: pip install 'snnkit[plot]'"
+        ) from None
+    tasks = sorted({e.dataset for e in board})
+    fig, axes = plt.subplots(
+        len(tasks), 1, figsize=(7, 0.5 + 0.45 * len(board) + len(tasks)), squeeze=False
+    )
+    for ax, task in zip(axes[:, 0], tasks, strict=True):
+        rows = [e for e in board if e.dataset == task and e.accuracy_mean is not None][::-1]
+        names = [f"{e.method} · {e.neuron}" + (f"\n{e.label}" if e.label else "") for e in rows]
+        means = [100 * e.accuracy_mean for e in rows]
+        stds = [100 * (e.accuracy_std or 0.0) for e in rows]
+        ax.barh(range(len(rows)), means, xerr=stds, color="tab:blue", capsize=3)
+        ax.set_yticks(range(len(rows)), names, fontsize=7)
+        low = min((m - s for m, s in zip(means, stds, strict=True)), default=0.0)
+        ax.set_xlim(max(0.0, low - 5), 100)
+        ax.set_xlabel("test accuracy (%), mean ± std over seeds")
+        ax.set_title(task)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format="png")
+    plt.close(fig)
+
+
+def write(board: list[Entry], path: Path, fmt: str | None = None) -> str:
+    """Write the leaderboard to ``path`` (format from ``fmt`` or the suffix); returns the format."""
+    fmt = fmt or _SUFFIXES.get(path.suffix.lower())
+    if fmt not in FORMATS:
+        raise SnnkitError(
+            f"cannot tell the format of {path}; use a suffix ({', '.join(_SUFFIXES)}) or --format"
+        )
+    if not path.parent.exists():
+        raise SnnkitError(f"{path}: directory {path.parent} does not exist")
+    if not board:
+        raise SnnkitError("no completed runs to rank; train some with `snnkit leaderboard run`")
+    tmp = path.with_name(path.name + ".tmp")
+    if fmt == "png":
+        _plot(board, tmp)
+    else:
+        tmp.write_text(render(board, fmt))
+    tmp.replace(path)  # atomic: never a half-written file
+    return fmt
+
+
+def fill(
+    configs: Iterable,
+    *,
+    db: str | Path,
+    out: Path,
+    registry=None,
+    progress: bool = True,
+    console=None,
+) -> list[tuple[Any, str]]:
+    """Train each :class:`snnkit.train.RunConfig` that the store does not yet hold as a
+    completed run with the same setting and seed. Checkpoints go to
+    ``out/<task>-<method>-<neuron>-<setting>-seed<N>``; an interrupted run resumes from its
+    checkpoint. Returns ``(config, "recorded" | "trained" | "resumed")`` per config."""
+    from dataclasses import asdict
+
+    from snnkit.registry import get_registry
+    from snnkit.train import resolve, run
+
+    registry = registry or get_registry()
+    resolved = [resolve(c, registry) for c in configs]  # every mistake before any training
+    done = []
+    for config in resolved:
+        key = setting_key(asdict(config))
+        with ResultsStore(db) as store:
+            recorded = any(
+                r.seed == config.seed and setting_key(r.config) == key
+                for r in store.runs(
+                    dataset=config.dataset, method=config.grad, neuron=config.neuron
+                )
+            )
+        if recorded:
+            done.append((config, "recorded"))
+            continue
+        folder = out / f"{config.dataset}-{config.grad}-{config.neuron}-{key}-seed{config.seed}"
+        resume = (folder / "checkpoint.pt").exists()
+        run(
+            config,
+            db=db,
+            out=folder,
+            resume=resume,
+            progress=progress,
+            console=console,
+            registry=registry,
+        )
+        done.append((config, "resumed" if resume else "trained"))
+    return done
