@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per measurement")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--peers", action="store_true", help="also time the peer libraries")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=["exodus:save=input"],
+        help="EXODUS with layer options, METHOD:KEY=VALUE (default: the input-saving mode)",
+    )
     parser.add_argument("--out", type=Path, help="JSON path (one device only)")
     parser.add_argument(
         "--threads",
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     devices = args.device or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if args.out is not None and len(devices) != 1:
         parser.error("--out needs exactly one --device")
-    methods = ["exodus"] + (list(PEERS) if args.peers else [])
+    methods = ["exodus", *args.variants] + (list(PEERS) if args.peers else [])
     configs = configs_for(args.sizes, args.parts, args.trainable_sizes)
     console = Console(width=200)
     for device in devices:

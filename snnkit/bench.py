@@ -238,9 +238,25 @@ def _linear_weight(cfg: BenchConfig, device, dtype, seed: int) -> torch.Tensor:
 # --------------------------------------------------------------------------- snnkit methods
 
 
+def method_options(name: str) -> tuple[str, dict[str, str]]:
+    """``"exodus:save=input"`` -> ``("exodus", {"save": "input"})``: a method benchmarked
+    with layer options (comma-separated ``KEY=VALUE`` after a colon)."""
+    base, _, text = name.partition(":")
+    options = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SnnkitError(f"benchmark method {name!r}: options are KEY=VALUE after a colon")
+        options[key] = value
+    return base, options
+
+
 def _snnkit_runner(name: str, cfg: BenchConfig, device, dtype, seed: int) -> _Runner:
     from snnkit.registry import get_registry
 
+    name, options = method_options(name)
+    if options and cfg.part == "neuron":
+        raise _Skip("layer options shape the whole layer; the neuron part times dynamics alone")
     method = get_registry().gradient(name)
     neuron = LIF(tau_mem=TAU_MEM)
     reason = method.supports(neuron)
@@ -251,7 +267,8 @@ def _snnkit_runner(name: str, cfg: BenchConfig, device, dtype, seed: int) -> _Ru
         notes.append(f"{name} lists devices {', '.join(method.devices)}, not {device.type}")
     torch.manual_seed(seed)
     train = {"train_tau": True, "train_threshold": True} if cfg.trainable else {}
-    layer = method.layer(neuron, cfg.neurons, cfg.neurons, **train).to(device=device, dtype=dtype)
+    layer = method.layer(neuron, cfg.neurons, cfg.neurons, **train, **options)
+    layer = layer.to(device=device, dtype=dtype)
     if cfg.part == "neuron":
         current = _current(cfg, device, dtype, seed).requires_grad_()
 

@@ -137,3 +137,15 @@ def test_bad_arguments():
         run_bench(["exodus"], TINY, repeats=0)
     with pytest.raises(SnnkitError):
         run_bench(["no-such-method"], TINY[:1], repeats=1)
+
+
+def test_methods_with_layer_options():
+    """``exodus:save=input`` is timed on Linear+LIF with its layer option (it saves far less
+    than the default there) and skipped, with the reason, on the neuron part."""
+    results = run_bench(["exodus", "exodus:save=input"], TINY, repeats=1, warmup=1)
+    by = {(r.method, r.part): r for r in results}
+    assert "neuron part times dynamics alone" in by["exodus:save=input", "neuron"].skipped
+    saving, default = by["exodus:save=input", "linear+lif"], by["exodus", "linear+lif"]
+    assert saving.ok and saving.saved_mb < default.saved_mb / 2
+    with pytest.raises(SnnkitError, match="KEY=VALUE after a colon"):
+        run_bench(["exodus:save"], TINY[:1], repeats=1)

@@ -9,6 +9,7 @@ import torch
 
 from snnkit import LIF, GradientMethod
 from snnkit.errors import SnnkitError
+from snnkit.events import check_raster
 from snnkit.nn import LIFState, SpikingLayer
 from snnkit_exodus import cuda, scan
 
@@ -43,92 +44,169 @@ def _probe():
     return x, x[0], None, x[0], one, None, one, one, None, None, False
 
 
+def _gradients(v_all, state, config, needs, g_spikes, g_vpost, g_i, g_a):
+    """The reverse scan's gradients for (current, v0, i0, a0, alpha, beta, theta, m, w_rec),
+    given the saved membrane, ``state`` = (v0, i0, a0, alpha, beta, theta, m, w_rec) and
+    which of those need a gradient."""
+    v0, i0, a0, alpha, beta, theta, m, w_rec = state
+    surrogate, max_spikes, multi, m_is_theta = config
+    need = {
+        "alpha": needs[3],
+        "beta": needs[4],
+        "theta": needs[5] or (m_is_theta and needs[6]),
+        "w_rec": needs[7],
+    }
+    synaptic = beta is not None
+    with torch.no_grad():
+        g = _backend(v_all, w_rec).reverse_scan(
+            v_all,
+            g_spikes,
+            g_vpost,
+            g_i if synaptic else None,
+            g_a,
+            *state,
+            surrogate,
+            max_spikes,
+            multi,
+            need,
+            m_is_theta,
+        )
+
+    def per_neuron(x):
+        return None if x is None else x.sum(0)
+
+    return (
+        g["current"],
+        g["v0"],
+        g["i0"] if synaptic else None,
+        g["a0"],
+        per_neuron(g["alpha"]),
+        per_neuron(g["beta"]),
+        per_neuron(g["theta"]),
+        None,
+        g["w_rec"],
+    )
+
+
+def _forward(current, state, config):
+    """(v_all, spikes, (vpost, i, a)) of the layer on ``current`` from ``state``."""
+    v0, i0, a0, alpha, beta, theta, m, w_rec = state
+    _, max_spikes, multi, _ = config
+    with torch.no_grad():
+        return _backend(current, w_rec).forward_scan(
+            current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi
+        )
+
+
 class ExodusFunction(torch.autograd.Function):
     """Whole-sequence LIF layer: saves the pre-reset membrane, runs the reverse scan."""
 
     @staticmethod
     def forward(ctx, current, v0, i0, a0, alpha, beta, theta, m, w_rec, config):
-        surrogate, max_spikes, multi, m_is_theta = config
-        with torch.no_grad():
-            v_all, a_all, (vpost, i, a) = _backend(current, w_rec).forward_scan(
-                current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi
-            )
+        state = (v0, i0, a0, alpha, beta, theta, m, w_rec)
+        v_all, a_all, (vpost, i, a) = _forward(current, state, config)
         ctx.config = config
-        ctx.save_for_backward(v_all, v0, i0, a0, alpha, beta, theta, m, w_rec)
+        ctx.save_for_backward(v_all, *state)
         return a_all, vpost, i if i is not None else current.new_zeros(0), a
 
     @staticmethod
     def backward(ctx, g_spikes, g_vpost, g_i, g_a):
-        v_all, v0, i0, a0, alpha, beta, theta, m, w_rec = ctx.saved_tensors
-        surrogate, max_spikes, multi, m_is_theta = ctx.config
-        need = {
-            "alpha": ctx.needs_input_grad[4],
-            "beta": ctx.needs_input_grad[5],
-            "theta": ctx.needs_input_grad[6] or (m_is_theta and ctx.needs_input_grad[7]),
-            "w_rec": ctx.needs_input_grad[8],
-        }
-        synaptic = beta is not None
-        with torch.no_grad():
-            g = _backend(v_all, w_rec).reverse_scan(
-                v_all,
-                g_spikes,
-                g_vpost,
-                g_i if synaptic else None,
-                g_a,
-                v0,
-                i0,
-                a0,
-                alpha,
-                beta,
-                theta,
-                m,
-                w_rec,
-                surrogate,
-                max_spikes,
-                multi,
-                need,
-                m_is_theta,
-            )
-
-        def per_neuron(x):
-            return None if x is None else x.sum(0)
-
-        return (
-            g["current"],
-            g["v0"],
-            g["i0"] if synaptic else None,
-            g["a0"],
-            per_neuron(g["alpha"]),
-            per_neuron(g["beta"]),
-            per_neuron(g["theta"]),
-            None,
-            g["w_rec"],
-            None,
+        v_all, *state = ctx.saved_tensors
+        grads = _gradients(
+            v_all, state, ctx.config, ctx.needs_input_grad[1:9], g_spikes, g_vpost, g_i, g_a
         )
+        return (*grads, None)
+
+
+def _compact(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as uint8 when it holds only counts 0..255 (spike rasters: 1/4 of float32's
+    bytes, converted back exactly), else ``x`` itself."""
+    if x.is_floating_point() and bool(((x >= 0) & (x <= 255) & (x == x.round())).all()):
+        return x.to(torch.uint8)
+    return x
+
+
+def _input_current(x, weight, bias):
+    current = torch.matmul(x, weight.t())
+    return current if bias is None else current + bias
+
+
+class ExodusInputFunction(torch.autograd.Function):
+    """Linear + LIF layer that saves only its input (``save="input"``): the backward
+    recomputes the current (one matmul) and the membrane (one forward scan), so no
+    ``[T, B, N]`` tensor of the layer is kept between forward and backward."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, v0, i0, a0, alpha, beta, theta, m, w_rec, config):
+        state = (v0, i0, a0, alpha, beta, theta, m, w_rec)
+        with torch.no_grad():
+            current = _input_current(x, weight, bias)
+        _, a_all, (vpost, i, a) = _forward(current, state, config)
+        ctx.config, ctx.x_dtype = config, x.dtype
+        ctx.save_for_backward(_compact(x), weight, bias, *state)
+        return a_all, vpost, i if i is not None else current.new_zeros(0), a
+
+    @staticmethod
+    def backward(ctx, g_spikes, g_vpost, g_i, g_a):
+        x, weight, bias, *state = ctx.saved_tensors
+        x = x.to(ctx.x_dtype)
+        with torch.no_grad():
+            current = _input_current(x, weight, bias)
+        v_all = _forward(current, state, ctx.config)[0]
+        del current
+        g_current, *grads = _gradients(
+            v_all, state, ctx.config, ctx.needs_input_grad[3:11], g_spikes, g_vpost, g_i, g_a
+        )
+        needs = ctx.needs_input_grad
+        with torch.no_grad():
+            g_x = torch.matmul(g_current, weight) if needs[0] else None
+            flat = g_current.reshape(-1, g_current.shape[-1])
+            g_w = flat.t() @ x.reshape(-1, x.shape[-1]) if needs[1] else None
+            g_b = flat.sum(0) if bias is not None and needs[2] else None
+        return (g_x, g_w, g_b, *grads, None)
+
+
+SAVES = ("v", "input")
 
 
 class ExodusLayer(SpikingLayer):
-    """A LIF/IF layer whose gradient is computed by EXODUS's reverse scan."""
+    """A LIF/IF layer whose gradient is computed by EXODUS's reverse scan.
 
-    def dynamics(self, current: torch.Tensor, state: LIFState):
+    ``save="v"`` (default) keeps the pre-reset membrane for the backward; ``save="input"``
+    keeps only the layer's input (as uint8 for spike counts) and recomputes the rest:
+    less memory for one more matmul and forward scan per backward.
+    """
+
+    def __init__(self, *args, save: str = "v", **options) -> None:
+        super().__init__(*args, **options)
+        if save not in SAVES:
+            raise SnnkitError(f"--layer-opt save={save!r}: use one of {', '.join(SAVES)}")
+        self.save = save
+
+    def _state(self, like: torch.Tensor, state: LIFState):
         p = self.params
         m_is_theta = p.fixed_subtract is None
-        theta = p.theta(current)
-        m = theta if m_is_theta else p.reset_amount(current)
+        theta = p.theta(like)
+        m = theta if m_is_theta else p.reset_amount(like)
         config = (self.surrogate, self.neuron.max_spikes, self.neuron.multi_spike, m_is_theta)
-        spikes, vpost, i, a = ExodusFunction.apply(
-            current,
-            state.v,
-            state.i,
-            state.a,
-            p.alpha(current),
-            p.beta(current),
-            theta,
-            m,
-            self.recurrent_weight,
-            config,
-        )
+        inputs = (state.v, state.i, state.a, p.alpha(like), p.beta(like), theta, m)
+        return (*inputs, self.recurrent_weight, config)
+
+    def dynamics(self, current: torch.Tensor, state: LIFState):
+        spikes, vpost, i, a = ExodusFunction.apply(current, *self._state(current, state))
         return spikes, LIFState(vpost, i if state.i is not None else None, a)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.save == "v":
+            return super().forward(x)
+        check_raster(x, f"input of {type(self).__name__}", self.in_features)
+        state = self.initial_state(x)
+        like = x.new_empty(0)  # parameters in the input's dtype and device
+        spikes, vpost, i, a = ExodusInputFunction.apply(
+            x, self.weight, self.bias, *self._state(like, state)
+        )
+        self.state = LIFState(vpost, i if state.i is not None else None, a)
+        return spikes
 
 
 class Exodus(GradientMethod):

@@ -105,3 +105,73 @@ def test_gradient_through_the_carried_state_matches_bptt(recurrent, trained):
     assert len(grads[0]) == 1 + recurrent + 3 * trained  # weight, (recurrent), tau_mem/syn, theta
     for g, r in zip(*grads, strict=True):
         torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-12)
+
+
+class _SavingInput(Exodus):
+    """EXODUS with every layer in the input-saving mode."""
+
+    def layer(self, *args, **options):
+        return super().layer(*args, save="input", **options)
+
+
+def test_input_saving_mode_is_conformant_with_bptt():
+    results = check(_SavingInput(), ["float64"])
+    assert {r.case for r in results if r.status == "skipped"} == {"reset-zero"}
+    assert all(r.passed for r in results if r.status != "skipped")
+    assert max(r.max_rel_err for r in results if r.passed) <= 1e-10
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_input_saving_mode_equals_the_default_for_every_gradient(recurrent):
+    """Same spikes, state and gradients (input, weight, bias, tau, theta, recurrence, carried
+    state over two chained calls) as ``save="v"``, bit for bit on the torch scan's inputs."""
+    torch.manual_seed(5)
+    neuron = LIF(tau_mem=5.0, tau_syn=3.0)
+    opts = dict(recurrent=recurrent, weight_gain=3.0, train_tau=True, train_threshold=True)
+    ours = Exodus().layer(neuron, 6, 7, bias=True, save="input", **opts).double()
+    ref = Exodus().layer(neuron, 6, 7, bias=True, **opts).double()
+    with torch.no_grad():
+        ours.bias.normal_()
+    ref.load_state_dict(ours.state_dict())
+    x = (torch.rand(2, 15, 3, 6, dtype=torch.float64) < 0.4).double().requires_grad_(True)
+    results = []
+    for layer in (ours, ref):
+        layer.reset_state()
+        out = torch.cat([layer(x[0]), layer(x[1])])
+        loss = (out * torch.linspace(-1, 1, 7, dtype=torch.float64)).sum() + layer.state.v.sum()
+        results.append((out, torch.autograd.grad(loss, [x, *layer.parameters()])))
+    assert results[0][0].sum() > 0
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=0)
+    for g, r in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-13, atol=1e-13)
+
+
+def test_input_saving_mode_keeps_no_per_step_tensor():
+    """Linear + LIF saves only its (uint8) input spikes and the weight; the default keeps
+    the float membrane as well, and the oracle the float input and one tensor per step."""
+    torch.manual_seed(0)
+    neuron = LIF(tau_mem=10.0)
+    x = (torch.rand(100, 8, 64) < 0.2).float()
+    layers = [m().layer(neuron, 64, 64) for m in (Exodus, BPTT)]
+    layers.append(Exodus().layer(neuron, 64, 64, save="input"))
+    default, oracle, saving = (saved_bytes(lambda layer=layer: layer(x)) for layer in layers)
+    spikes_u8, weight = x.numel(), 64 * 64 * 4
+    assert saving <= spikes_u8 + weight + 8 * 64 * 4 * 8
+    assert default >= 2 * x.numel() * 4 and saving <= oracle / 4
+
+
+def test_input_saving_mode_keeps_real_valued_inputs_as_they_are():
+    torch.manual_seed(1)
+    layer = Exodus().layer(LIF(tau_mem=10.0), 4, 3, save="input", weight_gain=4.0).double()
+    x = torch.randn(10, 2, 4, dtype=torch.float64, requires_grad=True)
+    ref = Exodus().layer(LIF(tau_mem=10.0), 4, 3, weight_gain=4.0).double()
+    ref.load_state_dict(layer.state_dict())
+    g = [torch.autograd.grad(m(x).sum() + m.state.v.sum(), x)[0] for m in (layer, ref)]
+    torch.testing.assert_close(g[0], g[1], rtol=1e-13, atol=1e-13)
+
+
+def test_unknown_save_mode_is_one_line():
+    from snnkit.errors import SnnkitError
+
+    with pytest.raises(SnnkitError, match="save='graph': use one of v, input"):
+        Exodus().layer(LIF(), 3, 2, save="graph")
