@@ -445,11 +445,12 @@ def conformance(
     """Check each method's gradients against its oracle; exit 1 if any case fails."""
     from rich.progress import Progress
 
-    from snnkit.conformance import case_names, iter_cases
+    from snnkit.conformance import exact_event_methods, iter_cases, plan
     from snnkit.registry import get_registry
 
     registry = get_registry()
     methods = [registry.gradient(name) for name in (grad or registry.names("gradient"))]
+    peers = exact_event_methods(registry)
     dtypes = dtype or ["float64"]
     for d in dtypes:
         if d not in ("float64", "float32"):
@@ -464,11 +465,11 @@ def conformance(
     if json_file is not None and not json_file.parent.exists():
         raise SnnkitError(f"--json {json_file}: directory {json_file.parent} does not exist")
     results = []
-    total = sum(len(case_names(m)) for m in methods) * len(dtypes)
+    total = sum(len(plan(m, dtypes, peers)) for m in methods)
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("conformance", total=total)
         for method in methods:
-            for result in iter_cases(method, dtypes, device):
+            for result in iter_cases(method, dtypes, device, peers):
                 results.append(result)
                 bar.update(task, advance=1, description=f"{method.name} {result.case}")
     table = Table(title="snnkit conformance")

@@ -142,3 +142,5 @@ BROKEN_EVENTS = {
     "sign-flip": _event_method("broken-events-sign-flip", -1.0),
     "one-percent": _event_method("broken-events-one-percent", 1.01),
 }
+# wrong by 1e-8 relative: below what finite differences resolve, caught by agreement
+SLIGHTLY_OFF_EVENTS = _event_method("broken-events-1e-8", 1.0 + 1e-8)

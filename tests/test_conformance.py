@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from broken_methods import BROKEN, BROKEN_EVENTS
+from broken_methods import BROKEN, BROKEN_EVENTS, SLIGHTLY_OFF_EVENTS
 from typer.testing import CliRunner
 
 import snnkit
@@ -184,3 +184,25 @@ def test_event_method_unsupported_neuron_is_skipped():
 
     assert ExactAutograd().supports(LIF(tau_mem=10.0)) is not None  # no synaptic current
     assert ExactAutograd().supports(LIF(tau_mem=10.0, tau_syn=5.0)) is None
+
+
+def test_exact_event_methods_are_checked_against_each_other():
+    """An error far below the finite-difference tolerance passes against finite differences
+    and fails against another exact method; the exact reference agrees with itself."""
+    from snnkit.conformance import plan
+    from snnkit.reference.exact_autograd import ExactAutograd
+
+    peer = ExactAutograd()
+    results = check(SLIGHTLY_OFF_EVENTS, ["float64"], peers=[peer])
+    against_fd = [r for r in results if " = " not in r.case]
+    agreement = [r for r in results if r.case.endswith(" = exact-autograd")]
+    assert len(agreement) == len(against_fd) >= 8
+    assert all(r.passed for r in against_fd)
+    assert all(r.status == "failed" for r in agreement), [(r.case, r.status) for r in agreement]
+    assert all(1e-9 < r.max_rel_err < 1e-7 for r in agreement)
+    # a method is never its own peer; raster methods and float32 get no agreement cases
+    assert all(" = " not in c for c, _ in plan(peer, ["float64"], peers=[peer]))
+    assert all(" = " not in c for c, _ in plan(BPTT(), ["float64"], peers=[peer]))
+    assert {d for c, d in plan(SLIGHTLY_OFF_EVENTS, ["float32"], [peer]) if " = " in c} == {
+        "float64"
+    }

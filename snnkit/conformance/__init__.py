@@ -3,6 +3,9 @@
 ``check(method)`` runs the cases that fit the method's representation:
 raster methods against BPTT (:mod:`snnkit.conformance.raster`), event methods against
 finite differences of the event-exact simulator (:mod:`snnkit.conformance.events`).
+An exact event method is also compared, case by case in float64, with every other exact
+event method given as a peer (``"deep = eventprop"``): exact methods must agree to
+rounding (:func:`exact_event_methods` lists a registry's).
 The same cases run from ``snnkit conformance`` and from pytest
 (``pytest --pyargs snnkit.conformance --snnkit-grad NAME``).
 """
@@ -23,9 +26,13 @@ __all__ = [
     "case_names",
     "check",
     "compare",
+    "exact_event_methods",
     "iter_cases",
+    "plan",
     "run_case",
 ]
+
+AGREES = " = "  # "case = peer": the agreement of a method with a peer on a case
 
 
 def _cases(method: GradientMethod) -> tuple:
@@ -43,12 +50,40 @@ def case_names(method: GradientMethod) -> list[str]:
     return [case.name for case in _cases(method)]
 
 
+def _exact_events(method: GradientMethod) -> bool:
+    return method.representation == "events" and method.oracle == "exact-events" and method.exact
+
+
+def exact_event_methods(registry) -> list[GradientMethod]:
+    """The registry's exact event methods: each one's peers for agreement."""
+    methods = (registry.gradient(name) for name in registry.names("gradient"))
+    return [m for m in methods if _exact_events(m)]
+
+
+def plan(
+    method: GradientMethod, dtypes: Iterable[str] = ("float64",), peers: Iterable = ()
+) -> list[tuple[str, str]]:
+    """The ``(case, dtype)`` pairs :func:`iter_cases` runs: every case in every dtype, then
+    for an exact event method its agreement with each other exact peer (float64)."""
+    pairs = [(name, dtype) for dtype in dtypes for name in case_names(method)]
+    if _exact_events(method):
+        others = [p for p in peers if _exact_events(p) and p.name != method.name]
+        pairs += [(f"{c}{AGREES}{p.name}", "float64") for p in others for c in case_names(method)]
+    return pairs
+
+
 def run_case(
-    method: GradientMethod, case_name: str, dtype: str = "float64", device: str = "cpu"
+    method: GradientMethod,
+    case_name: str,
+    dtype: str = "float64",
+    device: str = "cpu",
+    peers: Iterable = (),
 ) -> CaseResult:
-    """Run the case called ``case_name`` for ``method``."""
+    """Run the case called ``case_name`` for ``method`` (``"case = peer"``: the agreement
+    with the peer of that name, from ``peers``)."""
     if dtype not in ("float64", "float32"):
         raise SnnkitError(f"dtype must be float64 or float32, got {dtype!r}")
+    case_name, _, peer_name = case_name.partition(AGREES)
     case = {c.name: c for c in _cases(method)}.get(case_name)
     if case is None:
         raise SnnkitError(
@@ -58,22 +93,36 @@ def run_case(
         from snnkit.conformance.raster import run_raster_case
 
         return run_raster_case(method, case, dtype, device)
-    from snnkit.conformance.events import run_event_case
+    from snnkit.conformance.events import run_agreement_case, run_event_case
 
+    if peer_name:
+        peer = next((p for p in peers if p.name == peer_name), None)
+        if peer is None or not _exact_events(method) or dtype != "float64":
+            raise SnnkitError(
+                f"agreement '{case_name}{AGREES}{peer_name}' needs two exact event methods "
+                "(the peer given in peers) and float64"
+            )
+        return run_agreement_case(method, peer, case, device)
     return run_event_case(method, case, dtype, device)
 
 
 def iter_cases(
-    method: GradientMethod, dtypes: Iterable[str] = ("float64",), device: str = "cpu"
+    method: GradientMethod,
+    dtypes: Iterable[str] = ("float64",),
+    device: str = "cpu",
+    peers: Iterable = (),
 ) -> Iterator[CaseResult]:
-    """Run every applicable case in every dtype, yielding results as they finish."""
-    for dtype in dtypes:
-        for name in case_names(method):
-            yield run_case(method, name, dtype, device)
+    """Run every pair of :func:`plan`, yielding results as they finish."""
+    peers = list(peers)
+    for name, dtype in plan(method, dtypes, peers):
+        yield run_case(method, name, dtype, device, peers)
 
 
 def check(
-    method: GradientMethod, dtypes: Iterable[str] = ("float64",), device: str = "cpu"
+    method: GradientMethod,
+    dtypes: Iterable[str] = ("float64",),
+    device: str = "cpu",
+    peers: Iterable = (),
 ) -> list[CaseResult]:
     """All results for ``method`` (see :func:`iter_cases`)."""
-    return list(iter_cases(method, dtypes, device))
+    return list(iter_cases(method, dtypes, device, peers))

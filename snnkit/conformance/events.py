@@ -157,34 +157,39 @@ def _loss(output, coefs, duration: float) -> torch.Tensor:
     return total
 
 
-def run_event_case(
-    method: GradientMethod, case: EventCase, dtype: str = "float64", device: str = "cpu"
-) -> CaseResult:
-    """Run one case; a method's failure is reported in the result, never raised."""
-    base = CaseResult.base(method, case.name, "events", dtype, device)
+def _unsupported(method: GradientMethod, case: EventCase) -> str | None:
+    """Why ``method`` cannot run ``case`` (its neurons, or its network), else None."""
     for spec in (case.neuron, _readout_spec(case)):
         reason = method.supports(spec) if spec.spiking else None
         if reason is not None:
-            return CaseResult.skip(base, reason)
+            return reason
     try:
-        net = method.network(
+        method.network(
             case.shape, case.neuron, readout=_readout_spec(case), recurrent=case.recurrent
         )
     except (SnnkitError, TypeError, NotImplementedError) as exc:
-        return CaseResult.skip(base, f"not offered by the method: {exc}")
-    ref, inputs, result = reference_draw(case)
+        return f"not offered by the method: {exc}"
+    return None
+
+
+class _Crashed(Exception):
+    """The method failed on the case: becomes an ``error`` result."""
+
+
+def _method_gradients(method, case, ref, inputs, coefs, dtype, device):
+    """``method``'s network loaded with the reference weights: its output, parameter names
+    and the gradients of the case's loss to its parameters and the input times."""
+    net = method.network(
+        case.shape, case.neuron, readout=_readout_spec(case), recurrent=case.recurrent
+    )
     torch_dtype = DTYPES[dtype]
     net.to(device, torch_dtype)  # before loading, so float64 weights arrive unrounded
     try:
         net.load_state_dict(ref.state_dict())
     except RuntimeError as exc:
-        return CaseResult.error(
-            base,
-            f"parameters do not match the event layout (layers.<k>.weight, output.weight): {exc}",
-        )
-    coefs = _coefficients(case, result)
-
-    # the method: forward, then autograd of the loss to weights and input times
+        raise _Crashed(
+            f"parameters do not match the event layout (layers.<k>.weight, output.weight): {exc}"
+        ) from None
     times = inputs.times.to(device, torch_dtype).requires_grad_(True)
     try:
         out = net(Events(times, case.duration))
@@ -194,7 +199,57 @@ def run_event_case(
             _loss(out, coefs, case.duration), [*params, times], allow_unused=True
         )
     except Exception as exc:
-        return CaseResult.error(base, f"{type(exc).__name__}: {exc}")
+        raise _Crashed(f"{type(exc).__name__}: {exc}") from None
+    grads = [
+        torch.zeros_like(t) if g is None else g
+        for g, t in zip(grads, [*params, times], strict=True)
+    ]
+    return out, [*names, "input times"], grads
+
+
+def run_agreement_case(
+    method: GradientMethod, peer: GradientMethod, case: EventCase, device: str = "cpu"
+) -> CaseResult:
+    """``method``'s gradients against ``peer``'s, two exact event methods, on the case's
+    network and input in float64: exact methods agree to rounding (tolerance 1e-10), far
+    below what the finite-difference oracle (1e-6) can resolve."""
+    base = CaseResult.base(method, f"{case.name} = {peer.name}", "agreement", "float64", device)
+    for m in (method, peer):
+        reason = _unsupported(m, case)
+        if reason is not None:
+            return CaseResult.skip(base, f"{m.name}: {reason}")
+    ref, inputs, result = reference_draw(case)
+    coefs = _coefficients(case, result)
+    try:
+        _, names, mine = _method_gradients(method, case, ref, inputs, coefs, "float64", device)
+    except _Crashed as exc:
+        return CaseResult.error(base, str(exc))
+    try:
+        _, _, theirs = _method_gradients(peer, case, ref, inputs, coefs, "float64", device)
+    except _Crashed as exc:
+        return CaseResult.skip(base, f"{peer.name} failed on this case: {exc}")
+    mine, theirs = [g.cpu() for g in mine], [g.cpu() for g in theirs]
+    worst = worst_tensor(names, mine, theirs)
+    spikes = [int(torch.isfinite(e.times).sum()) for e in result.spikes]
+    detail = f"worst: {worst[0]} ({worst[1]:.1e}); spikes per layer {spikes}"
+    return CaseResult.from_comparison(base, compare(mine, theirs), detail)
+
+
+def run_event_case(
+    method: GradientMethod, case: EventCase, dtype: str = "float64", device: str = "cpu"
+) -> CaseResult:
+    """Run one case; a method's failure is reported in the result, never raised."""
+    base = CaseResult.base(method, case.name, "events", dtype, device)
+    reason = _unsupported(method, case)
+    if reason is not None:
+        return CaseResult.skip(base, reason)
+    ref, inputs, result = reference_draw(case)
+    coefs = _coefficients(case, result)
+    try:
+        out, names, grads = _method_gradients(method, case, ref, inputs, coefs, dtype, device)
+    except _Crashed as exc:
+        return CaseResult.error(base, str(exc))
+    grads = [g.cpu() for g in grads]
     for k, (mine, want) in enumerate(zip(out.spikes, result.spikes, strict=True)):
         mine = mine.detach().to("cpu", F64)
         want = want.times
@@ -234,15 +289,10 @@ def run_event_case(
         return _loss(EventOutput([e.times for e in res.spikes], res.readout), coefs, case.duration)
 
     fd = central_differences(loss_fn, [*ref_params, ref_times], spike_counts=lambda: last["counts"])
-    names = [*names, "input times"]
-    mine = [
-        torch.zeros_like(t) if g is None else g
-        for g, t in zip(grads, [*params, times], strict=True)
-    ]
     refused = sum(int(r.sum()) for r in fd.refused)
     total = sum(r.numel() for r in fd.refused)
-    cmp = compare([g.cpu() for g in mine], fd.grads)
-    worst = worst_tensor(names, [g.cpu() for g in mine], fd.grads)
+    cmp = compare(grads, fd.grads)
+    worst = worst_tensor(names, grads, fd.grads)
     spikes = [int(torch.isfinite(e.times).sum()) for e in result.spikes]
     detail = f"worst: {worst[0]} ({worst[1]:.1e}); spikes per layer {spikes}; FD refused {refused}/{total}"
     return CaseResult.from_comparison(base, cmp, detail)

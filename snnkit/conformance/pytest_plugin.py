@@ -34,18 +34,18 @@ def pytest_addoption(parser):
 def pytest_generate_tests(metafunc):
     if "snnkit_case" not in metafunc.fixturenames:
         return
-    from snnkit.conformance import case_names
+    from snnkit.conformance import exact_event_methods, plan
     from snnkit.registry import get_registry
 
     registry = get_registry()
     names = metafunc.config.getoption("snnkit_grad") or registry.names("gradient")
     dtypes = metafunc.config.getoption("snnkit_dtype") or ["float64"]
     device = metafunc.config.getoption("snnkit_device")
+    peers = exact_event_methods(registry)
     params, ids = [], []
     for name in names:
         method = registry.gradient(name)
-        for dtype in dtypes:
-            for case in case_names(method):
-                params.append((method, case, dtype, device))
-                ids.append(f"{name}-{case}-{dtype}")
+        for case, dtype in plan(method, dtypes, peers):
+            params.append((method, case, dtype, device, peers))
+            ids.append(f"{name}-{case.replace(' = ', '=')}-{dtype}")
     metafunc.parametrize("snnkit_case", params, ids=ids)

@@ -8,8 +8,8 @@ import pytest
 def test_gradients_match_oracle(snnkit_case):
     from snnkit.conformance import run_case
 
-    method, case, dtype, device = snnkit_case
-    result = run_case(method, case, dtype, device)
+    method, case, dtype, device, peers = snnkit_case
+    result = run_case(method, case, dtype, device, peers)
     if result.status == "skipped":
         pytest.skip(result.detail)
     assert result.passed, (
