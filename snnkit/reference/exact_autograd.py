@@ -106,7 +106,12 @@ class ExactEventNetwork(nn.Module):
 
     def forward(self, inputs: Events) -> EventOutput:
         result = self.simulate(inputs)
-        return EventOutput([e.times for e in result.spikes], result.readout)
+        spikes = []
+        for e in result.spikes:
+            times = e.times
+            times.duration = inputs.duration  # read by the first-spike losses (silent = T)
+            spikes.append(times)
+        return EventOutput(spikes, result.readout)
 
     def reset_state(self) -> None:
         """Event networks simulate each call from rest; nothing is carried."""
@@ -149,7 +154,20 @@ class ExactAutograd(GradientMethod):
         weight = event_weights(out_features, in_features, neuron, weight_mean, weight_std)
         return EventLayer(in_features, out_features, recurrent, weight)
 
-    def network(self, shape, neuron, *, readout=None, recurrent=False, surrogate=None, **options):
+    def network(
+        self,
+        shape,
+        neuron,
+        *,
+        readout=None,
+        recurrent=False,
+        surrogate=None,
+        output_weight_mean: float | None = None,
+        output_weight_std: float | None = None,
+        **options,
+    ):
+        """Layers for ``shape``; ``weight_mean``/``weight_std`` (:func:`snnkit.init.event_weights`)
+        for every layer, the ``output_`` ones for the last layer (default: the same)."""
         self.check(neuron)
         sizes = parse_shape(shape)
         readout = (
@@ -161,6 +179,11 @@ class ExactAutograd(GradientMethod):
             self.layer(neuron, a, b, recurrent=recurrent, **options)
             for a, b in zip(sizes[:-2], sizes[1:-1], strict=True)
         ]
+        out_options = dict(options)
+        if output_weight_mean is not None:
+            out_options["weight_mean"] = output_weight_mean
+        if output_weight_std is not None:
+            out_options["weight_std"] = output_weight_std
         return ExactEventNetwork(
-            layers, self.layer(neuron, sizes[-2], sizes[-1], **options), neuron, readout
+            layers, self.layer(neuron, sizes[-2], sizes[-1], **out_options), neuron, readout
         )

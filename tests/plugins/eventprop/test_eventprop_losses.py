@@ -88,3 +88,38 @@ def test_first_spike_silent_output_counts_as_firing_at_T():
 def test_readout_losses_reject_other_outputs():
     with pytest.raises(SnnkitError, match="reads an event network's LI readout"):
         get_registry().loss("sum_exp")(torch.zeros(5, 2, 3), torch.zeros(2, dtype=torch.long))
+
+
+def test_exact_autograd_spike_times_carry_the_window_for_first_spike_losses():
+    """exact-autograd's spike tensors carry ``.duration`` like eventprop's, so the first-spike
+    losses run on either without a manual window, and agree."""
+    ref, net = _nets("spike_times")
+    gen = torch.Generator().manual_seed(3)
+    times = (torch.rand(4, 4, 2, generator=gen, dtype=F64) * 20).sort(-1).values
+    target = torch.tensor([0, 1, 2, 1])
+    loss = get_registry().loss("first_spike_exp")
+    values = []
+    for model in (ref, net):
+        out = model(Events(times, 40.0))
+        assert all(s.duration == 40.0 for s in out.spikes)
+        values.append(loss(out.spikes[-1], target).detach())
+    assert abs(float(values[0] - values[1])) <= 1e-12 * max(1.0, abs(float(values[0])))
+
+
+def test_output_weight_init_options_are_shared_by_the_event_methods():
+    """``output_weight_mean``/``output_weight_std`` set the last layer of both event methods
+    (the Yin-Yang event recipe uses them), drawn in the same order from the same seed."""
+    opts = {"weight_mean": 0.5, "weight_std": 0.3, "output_weight_mean": 2.0}
+    opts["output_weight_std"] = 0.2
+    nets = []
+    for method in (ExactAutograd(), EventProp()):
+        torch.manual_seed(7)
+        nets.append(method.network("5-40-3", NEURON, readout=NEURON, **opts))
+    ref, net = nets
+    for (name, a), (_, b) in zip(ref.state_dict().items(), net.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    torch.manual_seed(7)
+    plain = ExactAutograd().network("5-40-3", NEURON, readout=NEURON, weight_mean=0.5, weight_std=0.3)
+    assert torch.equal(plain.layers[0].weight, ref.layers[0].weight)
+    assert not torch.allclose(plain.output.weight, ref.output.weight)
+    assert float(ref.output.weight.detach().mean()) > 2 * float(plain.output.weight.detach().mean())
