@@ -56,10 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss", default="first_spike_exp")
     parser.add_argument("--readout")
     parser.add_argument("--hidden")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--schedule", choices=("none", "cosine"))
     parser.add_argument("--grad", default="eventprop")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--layer-opt", nargs="*", default=[], help="KEY=VALUE")
     parser.add_argument("--neuron-opt", nargs="*", default=[], help="KEY=VALUE")
+    parser.add_argument("--data-opt", nargs="*", default=[], help="KEY=VALUE")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP CPU threads")
     parser.add_argument("--out", type=Path, default=RESULTS / "eventprop_yinyang.json")
     args = parser.parse_args(argv)
@@ -75,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
             loss=args.loss,
             readout=args.readout,
             hidden=args.hidden,
+            batch_size=args.batch_size,
+            schedule=args.schedule,
             dtype=args.dtype,
             layer_options=_pairs(args.layer_opt),
             neuron_options=_pairs(args.neuron_opt),
+            dataset_options=_pairs(args.data_opt),
         )
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
