@@ -119,7 +119,9 @@ def test_output_weight_init_options_are_shared_by_the_event_methods():
     for (name, a), (_, b) in zip(ref.state_dict().items(), net.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
     torch.manual_seed(7)
-    plain = ExactAutograd().network("5-40-3", NEURON, readout=NEURON, weight_mean=0.5, weight_std=0.3)
+    plain = ExactAutograd().network(
+        "5-40-3", NEURON, readout=NEURON, weight_mean=0.5, weight_std=0.3
+    )
     assert torch.equal(plain.layers[0].weight, ref.layers[0].weight)
     assert not torch.allclose(plain.output.weight, ref.output.weight)
     assert float(ref.output.weight.detach().mean()) > 2 * float(plain.output.weight.detach().mean())
