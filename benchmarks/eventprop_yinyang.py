@@ -2,11 +2,13 @@
 
     python benchmarks/eventprop_yinyang.py                       # 5 seeds x 30 epochs
     python benchmarks/eventprop_yinyang.py --seeds 0 1 --epochs 5 --threads 1
-    python benchmarks/eventprop_yinyang.py --lr 1e-2 --layer-opt weight_mean=1.0 --out /tmp/x.json
+    python benchmarks/eventprop_yinyang.py --lr 1e-2 --batch-size 256 --out /tmp/x.json
+    python benchmarks/eventprop_yinyang.py --data-opt t_min=0 t_max=30 bias_time=0
 
-Each seed is ``snnkit run --grad eventprop --dataset yinyang --loss first_spike_exp
---lr 5e-4 --seed S`` (defaults here; the dataset's event recipe, snnkit/builtin.py, for
-every option not given), trained in this process with no results database. Writes per-seed final test accuracy, the per-epoch history, mean and
+Each seed is ``snnkit run --grad eventprop --dataset yinyang --seed S``: the dataset's
+event recipe (snnkit/builtin.py: Wunderlich & Pehle's latency code, initialisation and
+first-spike loss) for every option not given, trained in this process with no results
+database. Writes per-seed final test accuracy, the per-epoch history, mean and
 std (sample std over seeds), seconds per epoch and the machine to
 ``benchmarks/results/eventprop_yinyang.json`` (or ``--out``).
 """
@@ -52,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--loss", default="first_spike_exp")
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--loss")
     parser.add_argument("--readout")
     parser.add_argument("--hidden")
     parser.add_argument("--batch-size", type=int)

@@ -27,8 +27,25 @@ EVENTS = {
 def test_event_recipe_replaces_the_raster_one():
     t = Trainer(RunConfig(epochs=1, **EVENTS))
     cfg = t.config
-    assert (cfg.readout, cfg.loss) == ("spiking", "ttfs_ce")
-    assert cfg.layer_options == {"weight_mean": 1.5}  # the raster recipe's weight_gain is gone
+    # Wunderlich & Pehle's setup: first-spike loss with the early-label term, their latency
+    # code and per-layer initialisation (the user's weight_mean wins over the recipe's)
+    assert (cfg.readout, cfg.loss) == ("spiking", "first_spike_exp")
+    assert cfg.layer_options == {  # the raster recipe's weight_gain is gone
+        "weight_mean": 1.5,
+        "weight_std": 0.2747,
+        "output_weight_mean": 2.0713,
+        "output_weight_std": 0.2227,
+    }
+    assert cfg.dataset_options == {
+        "size": 24,
+        "t_min": 10.0,
+        "t_max": 40.0,
+        "bias_time": 20.0,
+        "duration": 60.0,
+    }
+    x, _ = t._batch("train", torch.arange(24))
+    assert float(x.times[:, 4].min()) == float(x.times[:, 4].max()) == 20.0  # the bias spike
+    assert float(x.times[:, :4].min()) >= 10.0 and float(x.times[:, :4].max()) <= 40.0
     assert t.model.output_kind == "spikes"
     # raster methods keep the raster recipe
     raster = RunConfig(grad="bptt").resolved(dict(get_registry().dataset("yinyang").defaults))
@@ -73,7 +90,7 @@ def test_raster_loss_on_an_event_network_is_refused():
 
 
 def test_silent_output_gives_zero_gradient_not_a_crash():
-    """No output spike anywhere: ttfs_ce is constant, the step is skipped."""
+    """No output spike anywhere: the first-spike loss is constant, the step is skipped."""
     opts = {**EVENTS, "layer_options": {"weight_mean": -5.0, "weight_std": 0.0}}
     t = Trainer(RunConfig(epochs=1, **opts))
     before = [p.detach().clone() for p in t.model.parameters()]
