@@ -23,7 +23,16 @@ import torch
 
 from snnkit.errors import SnnkitError
 
-__all__ = ["Kernel", "compile_kernel", "ctype", "cupy_available", "launch", "read_source"]
+__all__ = [
+    "Kernel",
+    "compile_kernel",
+    "ctype",
+    "cupy_available",
+    "instantiate",
+    "launch",
+    "nvcc_ptx",
+    "read_source",
+]
 
 _CTYPES = {torch.float32: "float", torch.float64: "double"}
 _INT32 = (-(2**31), 2**31 - 1)
@@ -168,3 +177,51 @@ def launch(
         stream = torch.cuda.current_stream(index)
     with cupy.cuda.Device(index), cupy.cuda.ExternalStream(stream.cuda_stream, index):
         kernel.function(tuple(grid), tuple(block), tuple(converted))
+
+
+def instantiate(kernels: Sequence[str], types: Sequence[str] = ("float", "double")) -> str:
+    """C++ that instantiates each template kernel for each scalar type (taking a template's
+    address instantiates it), for an offline build such as :func:`nvcc_ptx`."""
+    refs = ", ".join(f"(void*)&{k}<{t}>" for k in kernels for t in types)
+    return f"\n[[maybe_unused]] void* const snnkit_instances[] = {{{refs}}};\n"
+
+
+def nvcc_ptx(source: str, arch: str, options: Sequence[str] = ()) -> str:
+    """Compile ``source`` offline with nvcc for ``arch`` (e.g. ``"sm_90"``), warnings as
+    errors, and assemble it with ptxas when that is on PATH; returns the PTX.
+
+    For CI without a GPU: every kernel source is compiled, so a syntax error cannot land.
+    Raises :class:`SnnkitError` with the compiler's message (or when nvcc is missing).
+    """
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        raise SnnkitError("nvcc is not on PATH; install the CUDA toolkit to compile kernels")
+    with tempfile.TemporaryDirectory() as tmp:
+        src, ptx = Path(tmp) / "kernels.cu", Path(tmp) / "kernels.ptx"
+        src.write_text(source)
+        steps = [
+            [
+                nvcc,
+                "--ptx",
+                f"-arch={arch}",
+                "--std=c++17",
+                *options,
+                "-Werror",
+                "all-warnings",
+                "-o",
+                str(ptx),
+                str(src),
+            ]
+        ]
+        if shutil.which("ptxas") is not None:  # catches what only the assembler sees
+            steps.append(["ptxas", f"-arch={arch}", "-o", str(Path(tmp) / "k.cubin"), str(ptx)])
+        for cmd in steps:
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SnnkitError(f"{Path(cmd[0]).name} failed for {arch}: {done.stderr.strip()}")
+        return ptx.read_text()

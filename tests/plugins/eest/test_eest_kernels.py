@@ -17,6 +17,7 @@ from snnkit_eest.forward import LayerConfig, run_layer
 
 from snnkit import host, kernels
 from snnkit.errors import SnnkitError
+from snnkit.kernels import instantiate, nvcc_ptx
 
 NVCC = shutil.which("nvcc")
 KERNELS = ("eest_forward", "eest_backward")
@@ -30,15 +31,9 @@ def test_importing_the_kernels_never_imports_cupy():
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-def test_kernels_compile_with_nvcc(arch, tmp_path):
-    refs = ", ".join(f"(void*)&{k}<{t}>" for k in KERNELS for t in ("float", "double"))
-    src = tmp_path / "eest.cu"
-    src.write_text(cuda.source() + f"\n[[maybe_unused]] void* const instances[] = {{{refs}}};\n")
-    ptx = tmp_path / "eest.ptx"
-    cmd = [NVCC, "--ptx", f"-arch={arch}", "--std=c++17", *cuda._OPTIONS, "-Werror", "all-warnings"]
-    done = subprocess.run([*cmd, "-o", str(ptx), str(src)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert sum(".entry" in line for line in ptx.read_text().splitlines()) == 4
+def test_kernels_compile_with_nvcc(arch):
+    ptx = nvcc_ptx(cuda.source() + instantiate(KERNELS), arch, cuda._OPTIONS)
+    assert ptx.count(".entry") == 4
 
 
 @pytest.fixture(scope="module")

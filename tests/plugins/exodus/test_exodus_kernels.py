@@ -15,11 +15,11 @@ from snnkit_exodus import Exodus, cuda, scan
 from snnkit import host, kernels
 from snnkit.conformance import case_names, run_case
 from snnkit.errors import SnnkitError
+from snnkit.kernels import instantiate, nvcc_ptx
 from snnkit.neurons import LIF
 from snnkit.surrogates import BUILTIN_SURROGATES, Exponential, Gaussian, Rectangle
 
 NVCC = shutil.which("nvcc")
-PTXAS = shutil.which("ptxas")
 KERNELS = ("exodus_forward", "exodus_backward")
 NEEDS = (
     {"alpha": True, "beta": True, "theta": True},
@@ -50,39 +50,21 @@ def test_ctype_and_read_source():
 
 def _combined_source() -> str:
     """All built-in surrogates' kernel sources (one namespace each) and the forward-only one,
-    each instantiated for float and double (taking the address instantiates a template)."""
-
-    def instantiate(names) -> str:
-        refs = ", ".join(f"(void*)&{n}<{t}>" for n in names for t in ("float", "double"))
-        return f"[[maybe_unused]] void* const instances[] = {{{refs}}};\n"
-
+    each instantiated for float and double."""
     parts = [
-        f"namespace s_{cls.name} {{\n{cuda.backward_source(cls())}\n{instantiate(KERNELS)}}}\n"
+        f"namespace s_{cls.name} {{\n{cuda.backward_source(cls())}{instantiate(KERNELS)}}}\n"
         for cls in BUILTIN_SURROGATES
     ]
-    parts.append(f"namespace fwd {{\n{cuda.forward_source()}\n{instantiate(KERNELS[:1])}}}\n")
+    parts.append(f"namespace fwd {{\n{cuda.forward_source()}{instantiate(KERNELS[:1])}}}\n")
     return "\n".join(parts)
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-def test_kernels_compile_with_nvcc(arch, tmp_path):
-    src = tmp_path / "exodus_all.cu"
-    src.write_text(_combined_source())
-    ptx = tmp_path / "exodus_all.ptx"
-    cmd = [NVCC, "--ptx", f"-arch={arch}", "--std=c++17", *cuda._OPTIONS, "-Werror", "all-warnings"]
-    done = subprocess.run([*cmd, "-o", str(ptx), str(src)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    entries = [line for line in ptx.read_text().splitlines() if ".entry" in line]
+def test_kernels_compile_with_nvcc(arch):
+    ptx = nvcc_ptx(_combined_source(), arch, cuda._OPTIONS)
     # 6 surrogates x 2 kernels x 2 dtypes, plus the forward-only build's 2
-    assert len(entries) == 4 * len(BUILTIN_SURROGATES) + 2
-    if PTXAS is not None:  # assemble too: catches what only ptxas sees
-        done = subprocess.run(
-            [PTXAS, f"-arch={arch}", "-o", str(tmp_path / "exodus_all.cubin"), str(ptx)],
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stderr
+    assert ptx.count(".entry") == 4 * len(BUILTIN_SURROGATES) + 2
 
 
 # --- shared inputs and comparison ----------------------------------------------------------

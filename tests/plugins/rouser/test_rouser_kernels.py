@@ -15,10 +15,10 @@ from snnkit_rouser import Rouser, RouserExponential, cuda, scan
 
 from snnkit import host, kernels
 from snnkit.conformance.raster import RASTER_CASES, run_raster_case
+from snnkit.kernels import instantiate, nvcc_ptx
 from snnkit.surrogates import BUILTIN_SURROGATES, Exponential, Rectangle
 
 NVCC = shutil.which("nvcc")
-PTXAS = shutil.which("ptxas")
 KERNELS = ("rouser_forward", "rouser_backward")
 SURROGATES = (RouserExponential, *BUILTIN_SURROGATES)
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
@@ -52,12 +52,7 @@ def test_importing_the_kernels_never_imports_cupy():
 
 def _combined_source() -> str:
     """Every surrogate's backward source (one namespace each) and the forward-only one,
-    each instantiated for float and double (taking the address instantiates a template)."""
-
-    def instantiate(names) -> str:
-        refs = ", ".join(f"(void*)&{n}<{t}>" for n in names for t in ("float", "double"))
-        return f"[[maybe_unused]] void* const instances[] = {{{refs}}};\n"
-
+    each instantiated for float and double."""
     parts = [
         f"namespace s_{cls.name} {{\n{cuda.backward_source(cls())}\n{instantiate(KERNELS)}}}\n"
         for cls in SURROGATES
@@ -68,22 +63,9 @@ def _combined_source() -> str:
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-def test_kernels_compile_with_nvcc(arch, tmp_path):
-    src = tmp_path / "rouser_all.cu"
-    src.write_text(_combined_source())
-    ptx = tmp_path / "rouser_all.ptx"
-    cmd = [NVCC, "--ptx", f"-arch={arch}", "--std=c++17", *cuda.OPTIONS, "-Werror", "all-warnings"]
-    done = subprocess.run([*cmd, "-o", str(ptx), str(src)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    entries = [line for line in ptx.read_text().splitlines() if ".entry" in line]
-    assert len(entries) == 4 * len(SURROGATES) + 2
-    if PTXAS is not None:
-        done = subprocess.run(
-            [PTXAS, f"-arch={arch}", "-o", str(tmp_path / "rouser_all.cubin"), str(ptx)],
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stderr
+def test_kernels_compile_with_nvcc(arch):
+    ptx = nvcc_ptx(_combined_source(), arch, cuda.OPTIONS)
+    assert ptx.count(".entry") == 4 * len(SURROGATES) + 2
 
 
 # --- the kernels against the torch scan -------------------------------------------------------
