@@ -61,7 +61,7 @@ YINYANG_RECIPE = {
     # event methods (continuous time): Wunderlich & Pehle's Yin-Yang setup (their code,
     # github.com/eventprop/eventprop paper/figure2.py): 5-200-3, spiking output neurons,
     # inputs at 10 + 30*x ms and the bias spike at 20 ms, the first-spike loss with
-    # tau0 0.5 ms, alpha 3e-3, tau1 6.4 ms (first_spike_exp, from the eventprop plugin),
+    # tau0 0.5 ms, alpha 3e-3, tau1 6.4 ms (first_spike_exp),
     # weights N(1.5, 0.78) into the hidden layer and N(0.93, 0.1) into the output (raw
     # current jumps, threshold 1), here in snnkit.init.event_weights' units
     # (theta / (psp_peak * sqrt(fan_in)), fan-in 5 and 200). W&P trained 300 epochs at

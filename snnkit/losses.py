@@ -170,6 +170,61 @@ def first_spike(times: torch.Tensor) -> torch.Tensor:
     return times[..., 0]
 
 
+@dataclass(frozen=True)
+class _FirstSpikeLoss(Loss):
+    """TTFS cross-entropy ``-log softmax(-t/tau0)_label`` plus ``alpha`` times a penalty on
+    the label's first spike (W&P 2021; loss shaping, Nowotny, Turner & Knight). A silent
+    output counts as firing at ``T`` (a constant, no gradient): the spike tensor's
+    ``duration`` (event networks attach it) or the loss's ``duration``."""
+
+    input: ClassVar[LossInput] = "spike_times"
+    tau0: float = 0.5
+    alpha: float = 3e-3
+    duration: float | None = None
+
+    def _times(self, output: torch.Tensor) -> tuple[torch.Tensor, float]:
+        T = getattr(output, "duration", None) or self.duration
+        if T is None:
+            raise SnnkitError(
+                f"loss '{self.name}' needs the simulation window T: pass spike times from an "
+                f"event network (they carry .duration) or set the loss's duration="
+            )
+        t = first_spike(output)
+        return torch.where(torch.isfinite(t), t, torch.full_like(t, T)), float(T)
+
+    def penalty(self, t_label: torch.Tensor, T: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, output, target):
+        t, T = self._times(output)
+        ce = F.cross_entropy(-t / self.tau0, target)
+        t_label = t.gather(1, target[:, None])[:, 0]
+        return ce + self.alpha * self.penalty(t_label, T).mean()
+
+    def predict(self, output):
+        t, _ = self._times(output)
+        return t.argmin(-1)
+
+
+@dataclass(frozen=True)
+class FirstSpike(_FirstSpikeLoss):
+    name: ClassVar[str] = "first_spike"
+    summary: ClassVar[str] = "TTFS cross-entropy + alpha/(1.01T - t_label) (EventProp)"
+
+    def penalty(self, t_label, T):
+        return 1.0 / (1.01 * T - t_label)
+
+
+@dataclass(frozen=True)
+class FirstSpikeExp(_FirstSpikeLoss):
+    name: ClassVar[str] = "first_spike_exp"
+    summary: ClassVar[str] = "TTFS cross-entropy + alpha (exp(t_label/tau1) - 1) (W&P Yin-Yang)"
+    tau1: float = 6.4
+
+    def penalty(self, t_label, T):
+        return torch.expm1(t_label / self.tau1)
+
+
 BUILTIN_LOSSES: tuple[Loss, ...] = (
     MaxCrossEntropy(),
     SumCrossEntropy(),
@@ -178,4 +233,6 @@ BUILTIN_LOSSES: tuple[Loss, ...] = (
     PerStepCrossEntropy(),
     SpikeCountMSE(),
     FirstSpikeCrossEntropy(),
+    FirstSpike(),
+    FirstSpikeExp(),
 )

@@ -1,5 +1,5 @@
-"""EEST's spike-time losses, registered by name (the first-spike cross-entropies exist
-already: ``ttfs_ce`` in the core, ``first_spike``/``first_spike_exp`` from eventprop).
+"""EEST's spike-time losses, registered by name (the first-spike cross-entropies
+``ttfs_ce``, ``first_spike`` and ``first_spike_exp`` are the core's).
 
 - ``spike_time_mse`` (exact): mean squared error of each output's first spike time
   against a target time, ``t_on`` for the label and ``t_off`` for the others (ms, or, by

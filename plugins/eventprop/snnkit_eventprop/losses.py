@@ -9,15 +9,8 @@ Readout losses (``input = "readout"``) take an event network's LI readout (the
 - ``avg_xentropy``: ``(1/T) int_0^T -log softmax(V(t))_label dt``, the integral taken by the
   midpoint rule on ``points`` equal steps (its gradient is exact for that quadrature).
 
-Spike-time losses (``input = "spike_times"``) take the output layer's spike times
-``[B, C, K]`` and use each output's first spike ``t``:
-
-- ``first_spike``: ``-log softmax(-t/tau0)_label + alpha / (1.01 T - t_label)``;
-- ``first_spike_exp``: ``-log softmax(-t/tau0)_label + alpha (exp(t_label/tau1) - 1)``.
-
-A silent output counts as firing at ``T`` (a constant: no gradient flows through it).
-``T`` is the ``duration`` attribute that eventprop networks attach to their spike tensors,
-or the loss's own ``duration`` field.
+The spike-time losses of the same papers (``first_spike``, ``first_spike_exp``) are
+general and live in the core (:mod:`snnkit.losses`), usable by every event method.
 """
 
 from __future__ import annotations
@@ -29,13 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from snnkit.errors import SnnkitError
-from snnkit.losses import Loss, first_spike
+from snnkit.losses import Loss
 
 __all__ = [
     "LOSSES",
     "AvgCrossEntropy",
-    "FirstSpike",
-    "FirstSpikeExp",
     "MaxLoss",
     "SumExpLoss",
     "SumLoss",
@@ -112,54 +103,4 @@ class AvgCrossEntropy(_ReadoutLoss):
         return self._log_probs(output).sum(-1).argmax(-1)
 
 
-@dataclass(frozen=True)
-class _FirstSpikeLoss(Loss):
-    input: ClassVar[str] = "spike_times"
-    tau0: float = 0.5
-    alpha: float = 3e-3
-    duration: float | None = None
-
-    def _times(self, output: torch.Tensor) -> tuple[torch.Tensor, float]:
-        T = getattr(output, "duration", None) or self.duration
-        if T is None:
-            raise SnnkitError(
-                f"loss '{self.name}' needs the simulation window T: pass spike times from an "
-                f"eventprop network (they carry .duration) or set the loss's duration="
-            )
-        t = first_spike(output)
-        return torch.where(torch.isfinite(t), t, torch.full_like(t, T)), float(T)
-
-    def penalty(self, t_label: torch.Tensor, T: float) -> torch.Tensor:
-        raise NotImplementedError
-
-    def loss(self, output, target):
-        t, T = self._times(output)
-        ce = F.cross_entropy(-t / self.tau0, target)
-        t_label = t.gather(1, target[:, None])[:, 0]
-        return ce + self.alpha * self.penalty(t_label, T).mean()
-
-    def predict(self, output):
-        t, _ = self._times(output)
-        return t.argmin(-1)
-
-
-@dataclass(frozen=True)
-class FirstSpike(_FirstSpikeLoss):
-    name: ClassVar[str] = "first_spike"
-    summary: ClassVar[str] = "TTFS cross-entropy + alpha/(1.01T - t_label) (EventProp)"
-
-    def penalty(self, t_label, T):
-        return 1.0 / (1.01 * T - t_label)
-
-
-@dataclass(frozen=True)
-class FirstSpikeExp(_FirstSpikeLoss):
-    name: ClassVar[str] = "first_spike_exp"
-    summary: ClassVar[str] = "TTFS cross-entropy + alpha (exp(t_label/tau1) - 1) (W&P Yin-Yang)"
-    tau1: float = 6.4
-
-    def penalty(self, t_label, T):
-        return torch.expm1(t_label / self.tau1)
-
-
-LOSSES = (SumLoss(), SumExpLoss(), MaxLoss(), AvgCrossEntropy(), FirstSpike(), FirstSpikeExp())
+LOSSES = (SumLoss(), SumExpLoss(), MaxLoss(), AvgCrossEntropy())
