@@ -85,7 +85,8 @@ def run(
         typer.Option(help="Learning rate of trained thresholds (own Adam group; default --lr)."),
     ] = None,
     schedule: Annotated[
-        str | None, typer.Option(help="Learning-rate schedule: none or cosine.")
+        str | None,
+        typer.Option(help="Learning-rate schedule: none, cosine, or step:GAMMA:EVERY (epochs)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",

@@ -173,9 +173,11 @@ def first_spike(times: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class _FirstSpikeLoss(Loss):
     """TTFS cross-entropy ``-log softmax(-t/tau0)_label`` plus ``alpha`` times a penalty on
-    the label's first spike (W&P 2021; loss shaping, Nowotny, Turner & Knight). A silent
-    output counts as firing at ``T`` (a constant, no gradient): the spike tensor's
-    ``duration`` (event networks attach it) or the loss's ``duration``."""
+    the label's first spike (W&P 2021; loss shaping, Nowotny, Turner & Knight), averaged
+    over the batch. As in W&P's code, silent outputs are left out of the softmax and a
+    sample whose label output is silent contributes nothing (its loss is not defined: no
+    spike time to move). For prediction a silent output counts as firing at ``T``: the
+    spike tensor's ``duration`` (event networks attach it) or the loss's ``duration``."""
 
     input: ClassVar[LossInput] = "spike_times"
     tau0: float = 0.5
@@ -197,9 +199,13 @@ class _FirstSpikeLoss(Loss):
 
     def loss(self, output, target):
         t, T = self._times(output)
-        ce = F.cross_entropy(-t / self.tau0, target)
+        fires = torch.isfinite(first_spike(output))
+        logits = torch.where(fires, -t / self.tau0, torch.full_like(t, -1e9))  # silent: out
+        ce = F.cross_entropy(logits, target, reduction="none")
         t_label = t.gather(1, target[:, None])[:, 0]
-        return ce + self.alpha * self.penalty(t_label, T).mean()
+        per_sample = ce + self.alpha * self.penalty(t_label, T)
+        label_fires = fires.gather(1, target[:, None])[:, 0]
+        return torch.where(label_fires, per_sample, torch.zeros_like(per_sample)).mean()
 
     def predict(self, output):
         t, _ = self._times(output)

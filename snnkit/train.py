@@ -26,7 +26,28 @@ from snnkit.neurons import LI
 from snnkit.registry import Registry, get_registry
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-SCHEDULES = ("none", "cosine")
+SCHEDULES = ("none", "cosine", "step:GAMMA:EVERY")
+
+
+def step_schedule(text: str) -> tuple[float, int] | None:
+    """``"step:0.95:5"`` -> ``(0.95, 5)``: the learning rate times GAMMA every EVERY epochs
+    (W&P's Yin-Yang schedule); None for any other schedule name."""
+    kind, _, rest = text.partition(":")
+    if kind != "step":
+        return None
+    gamma, _, every = rest.partition(":")
+    try:
+        gamma_f, every_i = float(gamma), int(every)
+    except ValueError:
+        every_i, gamma_f = 0, 0.0
+    if not (0 < gamma_f <= 1 and every_i >= 1):
+        raise SnnkitError(
+            f"--schedule {text!r}: use step:GAMMA:EVERY with 0 < GAMMA <= 1 and EVERY >= 1 "
+            "epochs, e.g. step:0.95:5"
+        )
+    return gamma_f, every_i
+
+
 READOUTS = ("li", "spiking")  # leaky-integrator voltage readout, or a spiking output layer
 
 
@@ -109,7 +130,7 @@ class RunConfig:
             f"--readout must be one of {', '.join(READOUTS)}, got {self.readout!r}",
         )
         check(
-            self.schedule in SCHEDULES,
+            self.schedule in SCHEDULES[:2] or step_schedule(self.schedule) is not None,
             f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
         )
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -259,11 +280,17 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             parameter_groups(self.model, config.lr, config.lr_threshold), lr=config.lr
         )
-        self.scheduler = (
-            torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.epochs)
-            if config.schedule == "cosine"
-            else None
-        )
+        step = step_schedule(config.schedule)
+        if config.schedule == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, T_max=config.epochs
+            )
+        elif step is not None:
+            self.scheduler = torch.optim.lr_scheduler.StepLR(
+                self.optimizer, step_size=step[1], gamma=step[0]
+            )
+        else:
+            self.scheduler = None
         self.history: list[EpochMetrics] = []
 
     def _batch(self, split: str, index: torch.Tensor):
@@ -386,7 +413,7 @@ class Trainer:
         saved = state["config"]
         mine = asdict(self.config)
         # more epochs may be asked for, except where the schedule depends on the total
-        free = ("epochs",) if self.config.schedule == "none" else ()
+        free = ("epochs",) if self.config.schedule != "cosine" else ()
         diff = sorted(k for k in mine if k not in free and saved.get(k) != mine[k])
         if diff:
             raise SnnkitError(

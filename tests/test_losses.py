@@ -10,7 +10,9 @@ import torch.nn.functional as F
 
 from snnkit.errors import SnnkitError
 from snnkit.losses import (
+    FirstSpike,
     FirstSpikeCrossEntropy,
+    FirstSpikeExp,
     LastCrossEntropy,
     MaxCrossEntropy,
     PerStepCrossEntropy,
@@ -91,3 +93,32 @@ def test_shape_errors():
         MaxCrossEntropy()(torch.zeros(4, 3), TARGET)
     with pytest.raises(SnnkitError, match="target"):
         MaxCrossEntropy()(TRACE, torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("cls", [FirstSpikeExp, FirstSpike])
+def test_first_spike_losses_treat_silent_outputs_as_wunderlich_and_pehle(cls):
+    """Silent outputs are out of the softmax, a sample whose label output is silent
+    contributes nothing, only first spikes matter; prediction counts silence as T."""
+    inf = math.inf
+    times = torch.tensor(
+        [[[3.0, inf], [inf, inf], [5.0, 6.0]], [[2.0, inf], [inf, inf], [4.0, inf]]],
+        dtype=torch.float64,
+        requires_grad=True,
+    )
+    target = torch.tensor([0, 1])  # sample 1's label output is silent
+    loss = cls()
+    with pytest.raises(SnnkitError, match="needs the simulation window T"):
+        loss(times, target)
+    times.duration = 10.0
+    value = loss(times, target)
+    ce = -math.log(math.exp(-3.0 / 0.5) / (math.exp(-3.0 / 0.5) + math.exp(-5.0 / 0.5)))
+    penalty = math.expm1(3.0 / 6.4) if cls is FirstSpikeExp else 1 / (1.01 * 10.0 - 3.0)
+    assert value.item() == pytest.approx((ce + 3e-3 * penalty) / 2, rel=1e-12)
+    (grad,) = torch.autograd.grad(value, times)
+    assert grad[1].abs().sum() == 0 and grad[0, 1].abs().sum() == 0
+    assert grad[0, 0, 0] > 0 > grad[0, 2, 0]  # descent: the label earlier, the wrong one later
+    assert grad[0, :, 1:].abs().sum() == 0
+    assert loss.predict(times).tolist() == [0, 0]
+    everyone_silent = torch.full((1, 3, 1), inf, dtype=torch.float64, requires_grad=True)
+    everyone_silent.duration = 10.0
+    assert loss(everyone_silent, torch.tensor([2])).item() == 0.0

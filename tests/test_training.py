@@ -137,3 +137,19 @@ def test_method_run_defaults_fill_unset_options_only():
     cfg = RunConfig(surrogate="gaussian", layer_options={"a": 5}).resolved(merged)
     assert cfg.surrogate == "gaussian" and cfg.layer_options == {"a": 5, "b": 2}
     assert with_method_defaults({"lr": 0.1}, get_registry().gradient("bptt")) == {"lr": 0.1}
+
+
+def test_step_schedule_multiplies_the_rate_every_few_epochs():
+    trainer = Trainer(RunConfig(epochs=7, lr=0.1, **{**TINY, "schedule": "step:0.5:3"}))
+    rates = []
+    for _ in range(7):
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+        trainer.scheduler.step()
+    assert rates == pytest.approx([0.1] * 3 + [0.05] * 3 + [0.025])
+
+
+@pytest.mark.parametrize("bad", ["step", "step:0:5", "step:1.5:5", "step:0.9:0", "step:x:y", "exp"])
+def test_bad_schedules_are_one_line(bad):
+    with pytest.raises(SnnkitError, match="--schedule") as info:
+        Trainer(RunConfig(epochs=1, **{**TINY, "schedule": bad}))
+    assert "\n" not in str(info.value)

@@ -74,19 +74,6 @@ def test_losses_are_registered_and_declare_their_input():
         assert reg.entries["loss"][name].plugin.module == "snnkit.builtin"
 
 
-def test_first_spike_silent_output_counts_as_firing_at_T():
-    times = torch.tensor([[[3.0, math.inf], [math.inf, math.inf]]], dtype=F64, requires_grad=True)
-    loss = get_registry().loss("first_spike_exp")
-    with pytest.raises(SnnkitError, match="needs the simulation window T"):
-        loss(times, torch.tensor([0]))
-    times.duration = 10.0
-    value = loss(times, torch.tensor([1]))
-    assert torch.isfinite(value)
-    (grad,) = torch.autograd.grad(value, times)
-    assert grad[0, 1].abs().sum() == 0 and grad[0, 0, 0] != 0  # silent: no gradient
-    assert loss.predict(times).tolist() == [0]
-
-
 def test_readout_losses_reject_other_outputs():
     with pytest.raises(SnnkitError, match="reads an event network's LI readout"):
         get_registry().loss("sum_exp")(torch.zeros(5, 2, 3), torch.zeros(2, dtype=torch.long))
