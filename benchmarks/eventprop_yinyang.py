@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readout")
     parser.add_argument("--hidden")
     parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--schedule", choices=("none", "cosine"))
+    parser.add_argument("--schedule", help="none, cosine or step:GAMMA:EVERY")
     parser.add_argument("--grad", default="eventprop")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--layer-opt", nargs="*", default=[], help="KEY=VALUE")

@@ -14,6 +14,7 @@ import os
 import platform
 import resource
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -323,7 +324,7 @@ class Trainer:
         )
         batches = order.split(cfg.batch_size)
         self.model.train()
-        total_loss, correct = 0.0, 0
+        total_loss, correct, stepped = 0.0, 0, False
         rates, dead = None, None
         start = time.perf_counter()
         for k, index in enumerate(batches):
@@ -339,6 +340,7 @@ class Trainer:
             if loss.requires_grad:  # else no spike reached the loss: the gradient is zero
                 loss.backward()
                 self.optimizer.step()
+                stepped = True
             with torch.no_grad():
                 total_loss += loss.item() * len(index)
                 correct += (self.loss.predict(output) == y).sum().item()
@@ -350,7 +352,10 @@ class Trainer:
         seconds = time.perf_counter() - start
         lr = self.optimizer.param_groups[0]["lr"]
         if self.scheduler is not None:
-            self.scheduler.step()
+            with warnings.catch_warnings():  # the schedule follows epochs, stepped or not
+                if not stepped:
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+                self.scheduler.step()
         val_loss, val_acc = self.evaluate("validation")
         _, test_acc = self.evaluate("test")
         nb = len(batches)
