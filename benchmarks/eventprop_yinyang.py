@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readout")
     parser.add_argument("--hidden")
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--clip-grad", type=float, help="clip the gradient's global norm")
     parser.add_argument("--schedule", help="none, cosine or step:GAMMA:EVERY")
     parser.add_argument("--grad", default="eventprop")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             hidden=args.hidden,
             batch_size=args.batch_size,
             schedule=args.schedule,
+            clip_grad=args.clip_grad,
             dtype=args.dtype,
             layer_options=_pairs(args.layer_opt),
             neuron_options=_pairs(args.neuron_opt),

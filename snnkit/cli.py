@@ -84,6 +84,12 @@ def run(
         float | None,
         typer.Option(help="Learning rate of trained thresholds (own Adam group; default --lr)."),
     ] = None,
+    clip_grad: Annotated[
+        float | None,
+        typer.Option(
+            help="Clip the gradient's global norm to this before each step (default: never)."
+        ),
+    ] = None,
     schedule: Annotated[
         str | None,
         typer.Option(help="Learning-rate schedule: none, cosine, or step:GAMMA:EVERY (epochs)."),
@@ -152,6 +158,7 @@ def run(
         batch_size=batch_size,
         lr=lr,
         lr_threshold=lr_threshold,
+        clip_grad=clip_grad,
         schedule=schedule,
         seed=seed,
         device=device,

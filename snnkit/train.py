@@ -67,6 +67,7 @@ class RunConfig:
     batch_size: int | None = None
     lr: float | None = None
     lr_threshold: float | None = None  # trained thresholds' Adam learning rate (None: lr)
+    clip_grad: float | None = None  # clip the gradient's global norm to this (None: never)
     schedule: str | None = None
     seed: int = 0
     device: str = "cpu"
@@ -122,6 +123,10 @@ class RunConfig:
             self.lr_threshold is None
             or (self.lr_threshold > 0 and math.isfinite(self.lr_threshold)),
             f"--lr-threshold must be a positive number, got {self.lr_threshold}",
+        )
+        check(
+            self.clip_grad is None or (self.clip_grad > 0 and math.isfinite(self.clip_grad)),
+            f"--clip-grad must be a positive number, got {self.clip_grad}",
         )
         check(
             self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"
@@ -339,6 +344,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             if loss.requires_grad:  # else no spike reached the loss: the gradient is zero
                 loss.backward()
+                if cfg.clip_grad is not None:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
                 self.optimizer.step()
                 stepped = True
             with torch.no_grad():

@@ -153,3 +153,20 @@ def test_bad_schedules_are_one_line(bad):
     with pytest.raises(SnnkitError, match="--schedule") as info:
         Trainer(RunConfig(epochs=1, **{**TINY, "schedule": bad}))
     assert "\n" not in str(info.value)
+
+
+def test_clip_grad_bounds_the_norm_the_optimizer_sees(monkeypatch):
+    trainer = Trainer(RunConfig(epochs=1, lr=0.1, clip_grad=1e-3, **TINY))
+    norms = []
+    step = trainer.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads]))))
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.optimizer, "step", recording_step)
+    trainer.train_epoch(1)
+    assert norms and max(norms) <= 1e-3 * (1 + 1e-6)
+    with pytest.raises(SnnkitError, match="--clip-grad must be a positive number"):
+        Trainer(RunConfig(epochs=1, clip_grad=0.0, **TINY))
