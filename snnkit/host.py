@@ -28,7 +28,8 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ import torch
 from snnkit.errors import SnnkitError
 from snnkit.kernels import ctype
 
-__all__ = ["PRELUDE", "HostKernel", "available", "compile_kernel", "compiler"]
+__all__ = ["PRELUDE", "HostKernel", "available", "compile_kernel", "compiler", "probed"]
 
 PRELUDE = """\
 #include <cmath>
@@ -142,6 +143,31 @@ def tuning(cxx: str) -> tuple[str, ...]:
             except (OSError, AttributeError):
                 pass
     return ()
+
+
+def probed(what: str) -> Callable[[Callable[[], object]], Callable[[], bool]]:
+    """Decorate a plugin's tiny trial call of its CPU kernels; the result says whether they
+    build and run here (tried once per process, ``cache_clear()`` to try again): False
+    without a compiler or with ``SNNKIT_HOST_KERNELS=0``, and after a failed build, which
+    warns once naming ``what`` so the plugin falls back to its torch path."""
+
+    def decorate(trial: Callable[[], object]) -> Callable[[], bool]:
+        @functools.cache
+        def works() -> bool:
+            if not available():
+                return False
+            try:
+                trial()
+            except SnnkitError as exc:
+                warnings.warn(
+                    f"{what} CPU kernels unavailable, using the torch path: {exc}", stacklevel=4
+                )
+                return False
+            return True
+
+        return functools.wraps(trial)(works)
+
+    return decorate
 
 
 def _processor() -> str:

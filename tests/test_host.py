@@ -114,3 +114,29 @@ def test_tuned_builds_compute_what_plain_builds_do(dtype, monkeypatch):
 def test_a_tuning_the_compiler_refuses_is_skipped(monkeypatch):
     monkeypatch.setattr(host, "TUNINGS", (("-fno-such-flag-anywhere",), ()))
     assert host.tuning.__wrapped__(host.compiler()) == ()
+
+
+def test_probed_tries_once_and_warns_once_on_failure(monkeypatch):
+    import warnings
+
+    calls = []
+
+    @host.probed("Good")
+    def good():
+        calls.append("good")
+
+    @host.probed("Broken")
+    def broken():
+        calls.append("broken")
+        raise SnnkitError("compiling a CPU kernel failed (g++): boom")
+
+    assert good() and good() and calls == ["good"]
+    with pytest.warns(UserWarning, match="Broken CPU kernels unavailable, using the torch path: "):
+        assert broken() is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert broken() is False
+    assert calls == ["good", "broken"]
+    monkeypatch.setenv("SNNKIT_HOST_KERNELS", "0")
+    good.cache_clear()
+    assert good() is False and calls == ["good", "broken"]  # not even tried

@@ -23,7 +23,7 @@ from snnkit import host, kernels
 from snnkit.errors import SnnkitError
 from snnkit_eest.forward import LayerConfig, LayerRecord, arrivals
 
-__all__ = ["CUDA", "HOST", "Kernels", "available", "host_available", "source"]
+__all__ = ["CUDA", "HOST", "Kernels", "available", "source"]
 
 _BLOCK = 128
 _OPTIONS = ("--fmad=false",)
@@ -34,11 +34,6 @@ _GROUPS = 32  # CPU backward: sample groups, each with its own weight-gradient s
 def available() -> bool:
     """True when CuPy is importable and a CUDA device is present."""
     return kernels.cupy_available()
-
-
-def host_available() -> bool:
-    """True when the CPU drivers can be built (a C++ compiler, not disabled)."""
-    return host.available()
 
 
 @functools.cache

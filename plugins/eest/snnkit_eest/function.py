@@ -11,11 +11,9 @@ torch with a warning); the test hook ``reset_coupling=False`` uses the torch pat
 
 from __future__ import annotations
 
-import functools
-import warnings
-
 import torch
 
+from snnkit import host
 from snnkit.errors import SnnkitError
 from snnkit_eest.backward import backward_layer
 from snnkit_eest.forward import LayerConfig, run_layer
@@ -41,22 +39,15 @@ def _backend(pre: torch.Tensor, options: dict):
     return None
 
 
-@functools.cache
-def _host_works() -> bool:
-    """The CPU kernels build here (probed once; a failure warns and falls back to torch)."""
+@host.probed("EEST")
+def _host_works():
+    """A one-neuron layer forward and backward through the CPU drivers."""
     from snnkit_eest import cuda
 
-    if not cuda.host_available():
-        return False
-    try:
-        config = LayerConfig(10.0, 1.0, 1.0, 1)
-        weight = torch.ones(1, 1)
-        record = cuda.HOST.run_layer(torch.zeros(1, 1, 1), weight, config)
-        cuda.HOST.backward_layer(record, torch.zeros_like(record.times), weight, config)
-    except SnnkitError as exc:
-        warnings.warn(f"EEST CPU kernels unavailable, using the torch path: {exc}", stacklevel=4)
-        return False
-    return True
+    config = LayerConfig(10.0, 1.0, 1.0, 1)
+    weight = torch.ones(1, 1)
+    record = cuda.HOST.run_layer(torch.zeros(1, 1, 1), weight, config)
+    cuda.HOST.backward_layer(record, torch.zeros_like(record.times), weight, config)
 
 
 class _EESTLayer(torch.autograd.Function):

@@ -37,11 +37,6 @@ def available() -> bool:
     return kernels.cupy_available()
 
 
-def host_available() -> bool:
-    """True when the CPU drivers can be built (a C++ compiler, not disabled)."""
-    return host.available()
-
-
 @functools.cache
 def source() -> str:
     return kernels.read_source("snnkit_eventprop", "kernels/eventprop.cu")

@@ -12,12 +12,9 @@ Recurrent layers and the tests' ``drop_jump`` hook use the torch path.
 
 from __future__ import annotations
 
-import functools
-import warnings
-
 import torch
 
-from snnkit.errors import SnnkitError
+from snnkit import host
 from snnkit_eventprop.adjoint import adjoint_layer
 from snnkit_eventprop.simulate import LayerConfig, LayerRecord, run_layer
 
@@ -38,24 +35,15 @@ def _backend(pre: torch.Tensor, recurrent, options):
     return None
 
 
-@functools.cache
-def _host_works() -> bool:
-    """The CPU kernels build here (probed once; a failure falls back to torch with a warning)."""
+@host.probed("EventProp")
+def _host_works():
+    """A one-neuron layer forward and backward through the CPU drivers."""
     from snnkit_eventprop import cuda
 
-    if not cuda.host_available():
-        return False
-    try:
-        config = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 1.0, 1)
-        weight = torch.ones(1, 1)
-        record = cuda.HOST.run_layer(torch.zeros(1, 1, 1), weight, config)
-        cuda.HOST.adjoint_layer(record, torch.zeros_like(record.times), weight, config)
-    except SnnkitError as exc:
-        warnings.warn(
-            f"EventProp CPU kernels unavailable, using the torch path: {exc}", stacklevel=4
-        )
-        return False
-    return True
+    config = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 1.0, 1)
+    weight = torch.ones(1, 1)
+    record = cuda.HOST.run_layer(torch.zeros(1, 1, 1), weight, config)
+    cuda.HOST.adjoint_layer(record, torch.zeros_like(record.times), weight, config)
 
 
 class _EventLayer(torch.autograd.Function):

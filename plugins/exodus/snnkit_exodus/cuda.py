@@ -81,11 +81,6 @@ CUDA = KernelScan(lambda *args: kernels.compile_kernel(*args))
 HOST = KernelScan(lambda *args: host.compile_kernel(*args), "_host", _host_source)
 
 
-def host_available() -> bool:
-    """True when the CPU drivers can be built (a C++ compiler, not disabled)."""
-    return host.available()
-
-
 def _fits(current: torch.Tensor, params: tuple[torch.Tensor | None, ...], w_rec) -> bool:
     """The kernels' case: feed-forward, at least one step and column, ``[N]``-shaped parameters."""
     if w_rec is not None or current.dim() != 3 or current.numel() == 0:

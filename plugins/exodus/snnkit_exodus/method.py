@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-import warnings
-
 import torch
 
-from snnkit import LIF, GradientMethod
+from snnkit import LIF, GradientMethod, host
 from snnkit.errors import SnnkitError
 from snnkit.events import check_raster
 from snnkit.nn import LIFState, SpikingLayer
@@ -25,23 +22,12 @@ def _backend(current: torch.Tensor, w_rec):
     return scan
 
 
-@functools.cache
-def _host_works() -> bool:
-    """The CPU kernels build here (probed once; a failure falls back to torch with a warning)."""
-    if not cuda.host_available():
-        return False
-    try:
-        cuda.HOST.forward_scan(*_probe())
-    except SnnkitError as exc:
-        warnings.warn(f"EXODUS CPU kernels unavailable, using the torch scan: {exc}", stacklevel=3)
-        return False
-    return True
-
-
-def _probe():
+@host.probed("EXODUS")
+def _host_works():
+    """One step of one neuron through the CPU drivers."""
     x = torch.zeros(1, 1, 1)
     one = torch.ones(1)
-    return x, x[0], None, x[0], one, None, one, one, None, None, False
+    cuda.HOST.forward_scan(x, x[0], None, x[0], one, None, one, one, None, None, False)
 
 
 def _gradients(v_all, state, config, needs, g_spikes, g_vpost, g_i, g_a):
