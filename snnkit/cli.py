@@ -208,6 +208,8 @@ def _print_result(s: dict) -> None:
     table.add_row("peak memory", f"{s['peak_memory_mb']:.0f} MB")
     table.add_row("spike rate / layer", ", ".join(f"{r:.3f}" for r in s["spike_rate"]))
     table.add_row("dead neurons / layer", ", ".join(f"{d:.1%}" for d in s["dead_fraction"]))
+    if s.get("skipped_steps"):
+        table.add_row("skipped steps", f"{s['skipped_steps']} (non-finite gradient)")
     if s.get("threshold"):
         table.add_row(
             "thresholds / layer",

@@ -163,6 +163,9 @@ class EpochMetrics:
     lr: float
     # per hidden layer: mean, std, min, max of its thresholds (trained or fixed)
     threshold: list[dict[str, float]] = field(default_factory=list)
+    # optimiser steps skipped because a gradient was not finite (e.g. a spike whose dV/dt
+    # rounds to zero in float32: the exact spike-time gradient is infinite there)
+    skipped_steps: int = 0
 
 
 @dataclass
@@ -195,6 +198,7 @@ class RunResult:
             "spike_rate": final.spike_rate,
             "dead_fraction": final.dead_fraction,
             "threshold": final.threshold,
+            "skipped_steps": sum(e.skipped_steps for e in self.epochs),
             "run_id": self.run_id,
             "config": asdict(self.config),
             "history": [asdict(e) for e in self.epochs],
@@ -329,7 +333,7 @@ class Trainer:
         )
         batches = order.split(cfg.batch_size)
         self.model.train()
-        total_loss, correct, stepped = 0.0, 0, False
+        total_loss, correct, stepped, skipped = 0.0, 0, False, 0
         rates, dead = None, None
         start = time.perf_counter()
         for k, index in enumerate(batches):
@@ -344,10 +348,13 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             if loss.requires_grad:  # else no spike reached the loss: the gradient is zero
                 loss.backward()
-                if cfg.clip_grad is not None:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
-                self.optimizer.step()
-                stepped = True
+                if _finite_gradients(self.model):
+                    if cfg.clip_grad is not None:
+                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
+                    self.optimizer.step()
+                    stepped = True
+                else:  # one step lost, counted and reported; never NaN weights
+                    skipped += 1
             with torch.no_grad():
                 total_loss += loss.item() * len(index)
                 correct += (self.loss.predict(output) == y).sum().item()
@@ -378,6 +385,7 @@ class Trainer:
             dead_fraction=[d / nb for d in dead or []],
             lr=lr,
             threshold=threshold_stats(self.model),
+            skipped_steps=skipped,
         )
         self.history.append(metrics)
         return metrics
@@ -468,6 +476,12 @@ def with_method_defaults(dataset_defaults, method) -> dict[str, Any]:
             value = {**out.get(name, {}), **value}
         out[name] = value
     return out
+
+
+def _finite_gradients(model: torch.nn.Module) -> bool:
+    """Whether every gradient of ``model`` is finite (one reduction over all of them)."""
+    grads = [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
+    return not grads or bool(torch.isfinite(torch.cat(grads)).all())
 
 
 def is_threshold(name: str) -> bool:
@@ -644,6 +658,8 @@ def _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> No
             info = f"loss {m.train_loss:.3f}  val {m.validation_accuracy:.1%}  test {m.test_accuracy:.1%}"
             if m.dead_fraction:
                 info += "  dead " + "/".join(f"{d:.0%}" for d in m.dead_fraction)
+            if m.skipped_steps:
+                info += f"  skipped {m.skipped_steps} step(s): non-finite gradient"
             if cfg.layer_options.get("train_threshold") and m.threshold:
                 info += "  θ " + "/".join(f"{t['mean']:.2f}±{t['std']:.2f}" for t in m.threshold)
             bar.update(epochs, advance=1, info=info)

@@ -170,3 +170,30 @@ def test_clip_grad_bounds_the_norm_the_optimizer_sees(monkeypatch):
     assert norms and max(norms) <= 1e-3 * (1 + 1e-6)
     with pytest.raises(SnnkitError, match="--clip-grad must be a positive number"):
         Trainer(RunConfig(epochs=1, clip_grad=0.0, **TINY))
+
+
+def test_a_non_finite_gradient_skips_the_step_and_is_counted():
+    """A batch whose gradient is NaN (finite loss: d sqrt(u)/du at u = 0 times 0) is not
+    applied; the other batches are, and the weights stay finite."""
+    trainer = Trainer(RunConfig(epochs=1, lr=0.01, **TINY))
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    loss, calls = trainer.loss, []
+
+    class Poisoned:
+        def __getattr__(self, name):
+            return getattr(loss, name)
+
+        def __call__(self, output, target):
+            calls.append(1)
+            value = loss(output, target)
+            if len(calls) == 1:
+                w = trainer.model.layers[0].weight
+                value = value + torch.sqrt(((w - w.detach()) ** 2).sum())
+            return value
+
+    trainer.loss = Poisoned()
+    metrics = trainer.train_epoch(1)
+    assert metrics.skipped_steps == 1  # of the 3 training batches (the loss also evaluates)
+    after = list(trainer.model.parameters())
+    assert all(torch.isfinite(p).all() for p in after)
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
