@@ -101,12 +101,15 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds_per_epoch": summary["seconds_per_epoch"],
                 "wall_seconds": time.perf_counter() - start,
                 "test_history": [e.test_accuracy for e in result.epochs],
+                "dead_history": [e.dead_fraction for e in result.epochs],
+                "skipped_steps": summary["skipped_steps"],
                 "config": summary["config"],
             }
         )
         print(
             f"seed {seed}: test {summary['test_accuracy']:.2%}  train "
-            f"{summary['train_accuracy']:.2%}  {summary['seconds_per_epoch']:.2f} s/epoch",
+            f"{summary['train_accuracy']:.2%}  {summary['seconds_per_epoch']:.2f} s/epoch  "
+            f"skipped steps {summary['skipped_steps']}",
             flush=True,
         )
     accs = [r["test_accuracy"] for r in runs]
