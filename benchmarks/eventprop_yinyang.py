@@ -97,10 +97,13 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "seed": seed,
                 "test_accuracy": summary["test_accuracy"],
+                "test_accuracy_at_best_validation": summary["test_accuracy_at_best_validation"],
+                "best_validation_epoch": summary["best_validation_epoch"],
                 "train_accuracy": summary["train_accuracy"],
                 "seconds_per_epoch": summary["seconds_per_epoch"],
                 "wall_seconds": time.perf_counter() - start,
                 "test_history": [e.test_accuracy for e in result.epochs],
+                "validation_history": [e.validation_accuracy for e in result.epochs],
                 "dead_history": [e.dead_fraction for e in result.epochs],
                 "skipped_steps": summary["skipped_steps"],
                 "config": summary["config"],
@@ -113,11 +116,16 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     accs = [r["test_accuracy"] for r in runs]
+    selected = [r["test_accuracy_at_best_validation"] for r in runs]
     report = {
         "command": " ".join(["python", "benchmarks/eventprop_yinyang.py", *(argv or sys.argv[1:])]),
         "machine": machine_info("cpu"),
         "test_accuracy_mean": statistics.mean(accs),
         "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        "test_accuracy_at_best_validation_mean": statistics.mean(selected),
+        "test_accuracy_at_best_validation_std": (
+            statistics.stdev(selected) if len(selected) > 1 else 0.0
+        ),
         "runs": runs,
     }
     print(f"test accuracy {report['test_accuracy_mean']:.2%} ± {report['test_accuracy_std']:.2%}")

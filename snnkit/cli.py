@@ -203,6 +203,10 @@ def _print_result(s: dict) -> None:
     table.add_row("epochs", str(s["epochs"]))
     table.add_row("test accuracy", f"{s['test_accuracy']:.2%}")
     table.add_row("validation accuracy", f"{s['validation_accuracy']:.2%}")
+    table.add_row(
+        "test at best validation",
+        f"{s['test_accuracy_at_best_validation']:.2%} (epoch {s['best_validation_epoch']})",
+    )
     table.add_row("train accuracy", f"{s['train_accuracy']:.2%}")
     table.add_row("seconds / epoch", f"{s['seconds_per_epoch']:.2f}")
     table.add_row("peak memory", f"{s['peak_memory_mb']:.0f} MB")

@@ -182,10 +182,18 @@ class RunResult:
     def final(self) -> EpochMetrics:
         return self.epochs[-1]
 
+    @property
+    def best_validation(self) -> EpochMetrics:
+        """The epoch of highest validation accuracy (the first of equals): model selection
+        on the validation split, never on the test split."""
+        return max(self.epochs, key=lambda e: e.validation_accuracy)
+
     def summary(self) -> dict[str, Any]:
-        final = self.final
+        final, best = self.final, self.best_validation
         return {
             "test_accuracy": final.test_accuracy,
+            "best_validation_epoch": best.epoch,
+            "test_accuracy_at_best_validation": best.test_accuracy,
             "train_accuracy": final.train_accuracy,
             "validation_accuracy": final.validation_accuracy,
             "epochs": len(self.epochs),

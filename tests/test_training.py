@@ -197,3 +197,18 @@ def test_a_non_finite_gradient_skips_the_step_and_is_counted():
     after = list(trainer.model.parameters())
     assert all(torch.isfinite(p).all() for p in after)
     assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
+
+
+def test_summary_reports_the_test_accuracy_at_the_best_validation_epoch():
+    from snnkit.train import EpochMetrics, RunResult
+
+    def epoch(k, val, test):
+        return EpochMetrics(k, 0.0, 0.0, 0.0, val, test, 1.0, [], [], 1e-3)
+
+    history = [epoch(1, 0.80, 0.79), epoch(2, 0.95, 0.93), epoch(3, 0.95, 0.99), epoch(4, 0.9, 0.9)]
+    summary = RunResult(RunConfig(), history, 0.0).summary()
+    assert summary["test_accuracy"] == 0.9  # the last epoch
+    assert (summary["best_validation_epoch"], summary["test_accuracy_at_best_validation"]) == (
+        2,
+        0.93,
+    )  # selected by validation (the first of equals), never by test
