@@ -170,6 +170,7 @@ def probed(what: str) -> Callable[[Callable[[], object]], Callable[[], bool]]:
     return decorate
 
 
+@functools.cache
 def _processor() -> str:
     """What -march=native compiles for: the CPU's model and feature flags, as Linux lists them."""
     try:
