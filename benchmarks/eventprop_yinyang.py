@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip-grad", type=float, help="clip the gradient's global norm")
     parser.add_argument("--schedule", help="none, cosine or step:GAMMA:EVERY")
     parser.add_argument("--grad", default="eventprop")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--dtype", choices=("float32", "float64"), help="default: the recipe's")
     parser.add_argument("--layer-opt", nargs="*", default=[], help="KEY=VALUE")
     parser.add_argument("--neuron-opt", nargs="*", default=[], help="KEY=VALUE")
     parser.add_argument("--data-opt", nargs="*", default=[], help="KEY=VALUE")

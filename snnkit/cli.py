@@ -96,7 +96,9 @@ def run(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
-    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    dtype: Annotated[
+        str | None, typer.Option(help="float32 or float64 (default: the recipe's, else float32).")
+    ] = None,
     dt: Annotated[float | None, typer.Option(help="Time step (ms).")] = None,
     readout: Annotated[
         str | None,
@@ -405,7 +407,9 @@ def leaderboard_run(
     seeds: Annotated[int, typer.Option(help="Seeds 0 .. N-1 per method.")] = 3,
     epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
-    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    dtype: Annotated[
+        str | None, typer.Option(help="float32 or float64 (default: the recipe's, else float32).")
+    ] = None,
     data_dir: DataDirOption = None,
     db: DbOption = Path("snnkit-results.db"),
     out: Annotated[Path, typer.Option(help="Checkpoint root.")] = Path("runs/leaderboard"),

@@ -71,7 +71,7 @@ class RunConfig:
     schedule: str | None = None
     seed: int = 0
     device: str = "cpu"
-    dtype: str = "float32"
+    dtype: str | None = None  # float32 unless the dataset's recipe says otherwise
     dt: float | None = None
     neuron_options: dict[str, Any] = field(default_factory=dict)
     readout_tau: float | None = None
@@ -101,6 +101,7 @@ class RunConfig:
             "dt": 1.0,
             "readout_tau": None,
             "readout": "li",
+            "dtype": "float32",
         }
         out = dataclasses.replace(self)
         for name, value in {**fallback, **defaults}.items():

@@ -29,7 +29,10 @@ def test_event_recipe_replaces_the_raster_one():
     cfg = t.config
     # Wunderlich & Pehle's setup: first-spike loss with the early-label term, their latency
     # code and per-layer initialisation (the user's weight_mean wins over the recipe's)
-    assert (cfg.readout, cfg.loss) == ("spiking", "first_spike_exp")
+    assert (cfg.readout, cfg.loss, cfg.dtype) == ("spiking", "first_spike_exp", "float64")
+    assert t.model.output.weight.dtype == torch.float64  # the recipe's dtype is the run's
+    assert Trainer(RunConfig(epochs=1, dtype="float32", **EVENTS)).config.dtype == "float32"
+    assert Trainer(RunConfig(epochs=1, dataset_options={"size": 24})).config.dtype == "float32"
     assert cfg.layer_options == {  # the raster recipe's weight_gain is gone
         "weight_mean": 1.5,
         "weight_std": 0.2747,
