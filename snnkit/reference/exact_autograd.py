@@ -43,6 +43,18 @@ class EventOutput:
     readout: Any | None = None
 
 
+def event_neuron_problem(neuron: NeuronSpec) -> str | None:
+    """Why ``neuron`` is not a continuous-time current-based LIF (the model of every event
+    method), else None: the shared part of their ``supports()``."""
+    if not isinstance(neuron, LIF) or math.isinf(neuron.tau_mem):
+        return "needs a leaky LIF neuron (continuous-time current-based LIF)"
+    if neuron.tau_syn is None:
+        return "needs a synaptic current (set tau_syn): input spikes jump the current"
+    if neuron.multi_spike or neuron.subtract is not None:
+        return "multi_spike and subtract= are raster options; in continuous time each crossing is one spike"
+    return None
+
+
 def exact_neuron(neuron: NeuronSpec) -> ExactNeuron:
     """The continuous-time counterpart of a LIF spec (reset to 0 or by the threshold)."""
     return ExactNeuron(
@@ -130,13 +142,7 @@ class ExactAutograd(GradientMethod):
     neurons = ("lif",)
 
     def supports(self, neuron: NeuronSpec) -> str | None:
-        if not isinstance(neuron, LIF) or math.isinf(neuron.tau_mem):
-            return "needs a leaky LIF neuron (continuous-time current-based LIF)"
-        if neuron.tau_syn is None:
-            return "needs a synaptic current (set tau_syn): input spikes jump the current"
-        if neuron.multi_spike or neuron.subtract is not None:
-            return "multi_spike and subtract= are raster options; in continuous time each crossing is one spike"
-        return None
+        return event_neuron_problem(neuron)
 
     def layer(
         self,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 from snnkit.errors import SnnkitError
 from snnkit.init import event_weights
 from snnkit.methods import GradientMethod
 from snnkit.neurons import LI, LIF, NeuronSpec
 from snnkit.nn import parse_shape
 from snnkit.reference.exact import Kernel
+from snnkit.reference.exact_autograd import event_neuron_problem
 from snnkit_eest.forward import LayerConfig
 from snnkit_eest.network import EESTLayer, EESTNetwork
 
@@ -53,17 +52,14 @@ class EEST(GradientMethod):
     }
 
     def supports(self, neuron: NeuronSpec) -> str | None:
-        if not isinstance(neuron, LIF) or math.isinf(neuron.tau_mem):
-            return "needs a leaky LIF neuron (continuous-time current-based LIF)"
-        if neuron.tau_syn is None:
-            return "needs a synaptic current (set tau_syn = tau_mem / 2)"
+        reason = event_neuron_problem(neuron)
+        if reason is not None:
+            return reason
         if abs(neuron.tau_mem - 2.0 * neuron.tau_syn) > 1e-12 * neuron.tau_mem:
             return (
                 f"needs tau_mem = 2 tau_syn for the closed-form spike time, got "
                 f"tau_mem={neuron.tau_mem:g}, tau_syn={neuron.tau_syn:g}"
             )
-        if neuron.multi_spike or neuron.subtract is not None:
-            return "multi_spike and subtract= are raster options; in continuous time each crossing is one spike"
         return None
 
     def layer(

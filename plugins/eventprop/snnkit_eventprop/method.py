@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 from snnkit.errors import SnnkitError
 from snnkit.init import event_weights
 from snnkit.methods import GradientMethod
 from snnkit.neurons import LI, LIF, NeuronSpec
 from snnkit.nn import parse_shape
 from snnkit.reference.exact import Kernel
+from snnkit.reference.exact_autograd import event_neuron_problem
 from snnkit_eventprop.network import EventPropLayer, EventPropNetwork
 from snnkit_eventprop.simulate import LayerConfig
 
@@ -40,13 +39,7 @@ class EventProp(GradientMethod):
     neurons = ("lif",)
 
     def supports(self, neuron: NeuronSpec) -> str | None:
-        if not isinstance(neuron, LIF) or math.isinf(neuron.tau_mem):
-            return "needs a leaky LIF neuron (continuous-time current-based LIF)"
-        if neuron.tau_syn is None:
-            return "needs a synaptic current (set tau_syn): input spikes jump the current"
-        if neuron.multi_spike or neuron.subtract is not None:
-            return "multi_spike and subtract= are raster options; in continuous time each crossing is one spike"
-        return None
+        return event_neuron_problem(neuron)
 
     def layer(
         self,
