@@ -275,8 +275,9 @@ def test_plugin_failing_in_a_hook_keeps_none_of_its_registrations(sandbox):
 def test_registering_an_object_without_a_name_is_a_plugin_failure(sandbox):
     source = """
         from snnkit import hookimpl
+        from snnkit.losses import MaxCrossEntropy
 
-        class Nameless:
+        class Nameless(MaxCrossEntropy):
             name = ""
 
         @hookimpl
