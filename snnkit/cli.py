@@ -14,9 +14,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from snnkit.errors import SnnkitError
+from snnkit.hookspecs import KINDS
 
 app = typer.Typer(
     name="snnkit",
@@ -48,6 +50,29 @@ def user_errors(fn):
     return wrapper
 
 
+_warned: object | None = None  # the registry whose load failures were already reported
+
+
+def _registry():
+    """The process's plugin registry. The first time a command sees it, one warning line per
+    plugin that failed to load goes to stderr (``snnkit plugins`` shows the details)."""
+    global _warned
+    from snnkit.registry import get_registry
+
+    registry = get_registry()
+    if registry is not _warned:
+        _warned = registry
+        for p in registry.failures:
+            err_console.print(
+                f"[yellow]warning:[/] plugin '{escape(p.name)}' ({escape(p.distribution)} "
+                f"{escape(p.version)}) failed to load: {escape(p.error)}; "
+                "`snnkit plugins` shows details",
+                highlight=False,
+                soft_wrap=True,
+            )
+    return registry
+
+
 def _parse_options(pairs: list[str] | None, what: str) -> dict:
     """``["tau_mem=20", "tau_syn=5"]`` -> ``{"tau_mem": 20.0, "tau_syn": 5.0}``."""
     out = {}
@@ -68,7 +93,10 @@ def _parse_options(pairs: list[str] | None, what: str) -> dict:
 def run(
     neuron: Annotated[str, typer.Option(help="Neuron model (see `snnkit plugins`).")] = "lif",
     grad: Annotated[
-        str | None, typer.Option(help="Gradient method (default: the best registered).")
+        str | None,
+        typer.Option(
+            help="Gradient method (default: $SNNKIT_DEFAULT_GRAD, else exodus, else bptt)."
+        ),
     ] = None,
     dataset: Annotated[str, typer.Option(help="Task (see `snnkit datasets`).")] = "yinyang",
     hidden: Annotated[
@@ -143,11 +171,10 @@ def run(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Train a network and record the run (defaults: a small network on Yin-Yang)."""
-    from snnkit.registry import get_registry
     from snnkit.train import RunConfig
     from snnkit.train import run as train_run
 
-    registry = get_registry()
+    registry = _registry()
     config = RunConfig(
         dataset=dataset,
         grad=grad or default_method(registry),
@@ -186,8 +213,8 @@ def run(
 
 
 def default_method(registry) -> str:
-    """The method ``snnkit run`` uses without --grad: EXODUS when installed, else BPTT."""
-    return "exodus" if "exodus" in registry.names("gradient") else "bptt"
+    """The method ``snnkit run`` uses without --grad (:meth:`Registry.default_gradient`)."""
+    return registry.default_gradient()
 
 
 def _print_result(s: dict) -> None:
@@ -231,41 +258,82 @@ def _print_result(s: dict) -> None:
 @app.command()
 @user_errors
 def plugins() -> None:
-    """List installed plugins and what they register."""
-    from snnkit.registry import get_registry
-
-    registry = get_registry()
-    table = Table(title="snnkit plugins")
-    table.add_column("name", no_wrap=True)
-    for col in ("kind", "distribution", "version", "representation", "neurons supported"):
-        table.add_column(col)
-    neuron_kinds = [k for k in registry.names("neuron")]
-    for kind in ("gradient", "neuron", "surrogate", "loss", "dataset"):
-        for name, entry in registry.entries[kind].items():
-            rep, neurons = "", ""
-            if kind == "gradient":
-                method = entry.obj
-                rep = method.representation
-                ok = []
-                for nk in neuron_kinds:
-                    try:
-                        if method.supports(registry.neuron(nk)) is None:
-                            ok.append(nk)
-                    except Exception:
-                        pass
-                neurons = ", ".join(ok)
-            if (kind, name) in registry.clashes:
-                name = f"[red]{name} (clash)[/]"
-            table.add_row(name, kind, entry.plugin.distribution, entry.plugin.version, rep, neurons)
-    console.print(table)
-    for plugin in registry.failures:
+    """List installed plugins (where from, hooks, failures) and everything they register."""
+    registry = _registry()
+    console.print(_plugins_table(registry))
+    console.print(_registrations_table(registry))
+    for p in registry.failures:
         console.print(
-            f"[red]failed[/] plugin '{plugin.name}' ({plugin.distribution} {plugin.version}, {plugin.module}): {plugin.error}",
+            f"[red]failed[/] plugin '{escape(p.name)}' ({escape(p.distribution)} "
+            f"{escape(p.version)}, {escape(p.module)}): {escape(p.error)}",
             highlight=False,
+            soft_wrap=True,
         )
     for (kind, name), entries in registry.clashes.items():
-        dists = ", ".join(e.plugin.distribution for e in entries)
-        console.print(f"[red]clash[/] {kind} '{name}' registered by {dists}", highlight=False)
+        dists = ", ".join(escape(e.plugin.distribution) for e in entries)
+        console.print(
+            f"[red]clash[/] {kind} '{escape(name)}' registered by {dists}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _plugins_table(registry) -> Table:
+    """One row per plugin: distribution and version, hooks (with what each registered),
+    the file it was loaded from, and whether it loaded."""
+    table = Table(title="snnkit plugins")
+    table.add_column("plugin", no_wrap=True)
+    table.add_column("distribution", overflow="fold")
+    table.add_column("version", no_wrap=True)
+    table.add_column("hooks (registered)")
+    table.add_column("loaded from", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    for p in registry.plugins:
+        counts = Counter(kind for kind, _ in p.provides)
+        hooks = [
+            f"{hook.removeprefix('snnkit_register_')} {counts[kind]}"
+            for kind, hook in KINDS.items()
+            if hook in p.hooks
+        ]
+        status = "[green]ok[/]" if p.error is None else "[red]failed[/]"
+        table.add_row(
+            escape(p.name),
+            escape(p.distribution),
+            escape(p.version),
+            ", ".join(hooks) or "—",
+            escape(p.location),
+            status,
+        )
+    return table
+
+
+def _registrations_table(registry) -> Table:
+    """Every registration (both sides of a clash): kind, plugin, the object's own version,
+    and for gradient methods their representation and the neurons they support."""
+    table = Table(title="registered")
+    table.add_column("name", no_wrap=True)
+    for col in ("kind", "plugin", "version", "representation", "neurons supported"):
+        table.add_column(col, no_wrap=col != "neurons supported")
+    neurons = {kind: registry.neuron(kind) for kind in registry.available("neuron")}
+    for kind in ("gradient", "neuron", "surrogate", "loss", "dataset"):
+        for entry in registry.listing(kind):
+            rep, supported = "", ""
+            if kind == "gradient":
+                rep = entry.obj.representation
+                supported = ", ".join(k for k, n in neurons.items() if _supports(entry.obj, n))
+            name = escape(entry.name)
+            if (kind, entry.name) in registry.clashes:
+                name = f"[red]{name} (clash)[/]"
+            version = getattr(entry.obj, "version", "") if kind == "gradient" else ""
+            table.add_row(name, kind, escape(entry.plugin.name), escape(version), rep, supported)
+    return table
+
+
+def _supports(method, neuron) -> bool:
+    try:
+        return method.supports(neuron) is None
+    except Exception:  # a plugin's supports() that raises: not supported, listing goes on
+        return False
 
 
 datasets_app = typer.Typer(
@@ -285,9 +353,7 @@ def datasets(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
     """List datasets and whether they are ready to use (files present, cached)."""
     if ctx.invoked_subcommand is not None:
         return
-    from snnkit.registry import get_registry
-
-    registry = get_registry()
+    registry = _registry()
     table = Table(title="snnkit datasets")
     table.add_column("name", no_wrap=True)
     for col in ("source", "classes", "inputs", "duration (ms)", "status", "summary"):
@@ -318,9 +384,7 @@ def datasets_download(
     data_dir: DataDirOption = None,
 ) -> None:
     """Fetch a dataset's files into --data-dir (the only way snnkit downloads anything)."""
-    from snnkit.registry import get_registry
-
-    spec = get_registry().dataset(name)
+    spec = _registry().dataset(name)
     if getattr(spec, "download", None) is None:
         raise SnnkitError(f"dataset '{name}' is generated locally; there is nothing to download")
     spec.download(data_dir)
@@ -436,7 +500,7 @@ def leaderboard_run(
         for method in grad
         for seed in range(seeds)
     ]
-    done = fill(configs, db=db, out=out, progress=progress, console=console)
+    done = fill(configs, db=db, out=out, registry=_registry(), progress=progress, console=console)
     counts = Counter(status for _, status in done)
     console.print(
         f"{counts['trained']} trained, {counts['resumed']} resumed, "
@@ -460,14 +524,16 @@ def conformance(
         Path | None, typer.Option("--json", help="Write the results as JSON here.")
     ] = None,
 ) -> None:
-    """Check each method's gradients against its oracle; exit 1 if any case fails."""
+    """Check each method's gradients against its oracle; exit 1 if any case fails, or (without
+    --grad) if an installed method could not be checked: its plugin failed to load, or its
+    name clashes."""
     from rich.progress import Progress
 
     from snnkit.conformance import exact_event_methods, iter_cases, plan
-    from snnkit.registry import get_registry
 
-    registry = get_registry()
-    methods = [registry.gradient(name) for name in (grad or registry.names("gradient"))]
+    registry = _registry()
+    methods = [registry.gradient(name) for name in (grad or registry.available("gradient"))]
+    unchecked = [] if grad else _unchecked(registry)
     peers = exact_event_methods(registry)
     dtypes = dtype or ["float64"]
     for d in dtypes:
@@ -490,41 +556,73 @@ def conformance(
             for result in iter_cases(method, dtypes, device, peers):
                 results.append(result)
                 bar.update(task, advance=1, description=f"{method.name} {result.case}")
-    table = Table(title="snnkit conformance")
-    for col in (
-        "method",
-        "oracle",
-        "case",
-        "dtype",
-        "max rel err",
-        "cosine",
-        "tolerance",
-        "result",
-    ):
-        table.add_column(col, no_wrap=col in ("method", "case"))
-    oracles = {m.name: m.oracle for m in methods}
-    styles = {"passed": "green", "failed": "bold red", "error": "bold red", "skipped": "yellow"}
+    for method in methods:
+        console.print(_conformance_table(method, [r for r in results if r.method == method.name]))
     for r in results:
-        err = f"{r.max_rel_err:.1e}" if r.max_rel_err == r.max_rel_err else "—"
-        cos = f"{r.cosine:.9f}" if r.cosine == r.cosine else "—"
-        status = f"[{styles[r.status]}]{r.status}[/]"
-        if r.status != "passed":
-            status += f" {r.detail}"
-        table.add_row(
-            r.method, oracles[r.method], r.case, r.dtype, err, cos, f"{r.tolerance:.0e}", status
-        )
-    console.print(table)
+        if r.status != "passed":  # why a case was skipped, failed or crashed, in full
+            console.print(
+                f"[{STATUS_STYLES[r.status]}]{r.status}[/] {r.method} / {escape(r.case)} / {r.dtype}: "
+                f"{escape(r.detail)}",
+                highlight=False,
+                soft_wrap=True,
+            )
     failed = [r for r in results if r.counts_as_failure]
-    passed = not failed
+    passed = not failed and not unchecked
     if json_file is not None:
-        payload = {"passed": passed, "results": [r.to_json() for r in results]}
+        payload = {
+            "passed": passed,
+            "results": [r.to_json() for r in results],
+            "unchecked": unchecked,
+        }
         json_file.write_text(json.dumps(payload, indent=2))
     counts = {
         s: sum(r.status == s for r in results) for s in ("passed", "failed", "error", "skipped")
     }
     console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    for reason in unchecked:
+        console.print(f"[bold red]not checked[/] {escape(reason)}", highlight=False, soft_wrap=True)
     if not passed:
         raise typer.Exit(1)
+
+
+STATUS_STYLES = {"passed": "green", "failed": "bold red", "error": "bold red", "skipped": "yellow"}
+
+
+def _unchecked(registry) -> list[str]:
+    """Why not every installed method can be checked: failed plugins, clashing names."""
+    out = [
+        f"plugin '{p.name}' ({p.distribution} {p.version}) failed to load, so its methods "
+        f"are unknown: {p.error}"
+        for p in registry.failures
+    ]
+    for (kind, name), entries in registry.clashes.items():
+        if kind == "gradient":
+            dists = " and ".join(e.plugin.distribution for e in entries)
+            out.append(f"gradient '{name}' is registered by both {dists}")
+    return out
+
+
+def _conformance_table(method, results) -> Table:
+    """One method's cases; the columns fit 120 characters without cutting a value."""
+    kind = "exact" if method.exact else f"approximate: {method.approximation}"
+    table = Table(title=f"{method.name} · oracle {method.oracle} · {kind}", title_justify="left")
+    table.add_column("case", overflow="fold")
+    table.add_column("dtype", no_wrap=True)
+    for col in ("max rel err", "cosine", "tolerance"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    for r in results:
+        err = f"{r.max_rel_err:.1e}" if r.max_rel_err == r.max_rel_err else "—"
+        cos = f"{r.cosine:.9f}" if r.cosine == r.cosine else "—"
+        table.add_row(
+            escape(r.case),
+            r.dtype,
+            err,
+            cos,
+            f"{r.tolerance:.0e}",
+            f"[{STATUS_STYLES[r.status]}]{r.status}[/]",
+        )
+    return table
 
 
 @app.command()
@@ -553,12 +651,11 @@ def bench(
 ) -> None:
     """Time forward+backward and saved memory of methods against BPTT, in one run."""
     from snnkit.bench import DEFAULT_SIZES, PARTS, BenchConfig, results_table, run_bench, to_json
-    from snnkit.registry import get_registry
     from snnkit.train import DTYPES
 
-    registry = get_registry()
+    registry = _registry()
     methods = grad or [
-        m for m in registry.names("gradient") if registry.gradient(m).representation == "raster"
+        m for m in registry.available("gradient") if registry.gradient(m).representation == "raster"
     ]
     for name in methods:
         registry.gradient(name)  # unknown names: one clear line
