@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from snnkit.errors import SnnkitError, check
+from snnkit.folder_lock import folder_lock
 from snnkit.neurons import LI
 from snnkit.registry import Registry, get_registry
 
@@ -558,9 +559,15 @@ def _loss_input_kind(output_kind: str, events: bool) -> str:
     return {"spikes": "spike_times", "trace": "readout"}[output_kind]
 
 
-def default_out_dir(config: RunConfig) -> Path:
-    """Where checkpoints go unless ``--out`` says otherwise."""
-    return Path("runs") / f"{config.dataset}-{config.grad}-{config.neuron}-seed{config.seed}"
+def default_out_dir(config: RunConfig, root: str | os.PathLike = "runs") -> Path:
+    """Where a run's checkpoints go unless ``--out`` says otherwise:
+    ``root/<task>-<method>-<neuron>-<setting>-seed<N>``, where ``<setting>`` is the digest of
+    every resolved option that changes what is trained (:func:`snnkit.leaderboard.setting_key`),
+    so runs that differ in any of them (a surrogate, a learning rate) never share a folder."""
+    from snnkit.leaderboard import setting_key
+
+    key = setting_key(asdict(config))
+    return Path(root) / f"{config.dataset}-{config.grad}-{config.neuron}-{key}-seed{config.seed}"
 
 
 def run(
@@ -578,19 +585,26 @@ def run(
 
     With ``resume`` the run continues from ``out/checkpoint.pt`` (same settings
     required) and keeps its results-store record. A run that stops early (Ctrl-C,
-    error) is recorded as interrupted/failed, never as completed.
+    error) is recorded as interrupted/failed, never as completed. The folder is locked
+    for the whole run: a second run into it is refused (:func:`snnkit.folder_lock.folder_lock`).
     """
+    trainer = Trainer(config, registry)
+    out_dir = Path(out) if out is not None else default_out_dir(trainer.config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out_dir):
+        return _run_in(trainer, out_dir, db, resume, progress, console, on_epoch)
+
+
+def _run_in(trainer, out_dir: Path, db, resume, progress, console, on_epoch) -> RunResult:
+    """:func:`run`, with ``out_dir`` locked."""
     from snnkit.results import ResultsStore
 
-    trainer = Trainer(config, registry)
     config = trainer.config
-    out_dir = Path(out) if out is not None else default_out_dir(config)
     checkpoint = out_dir / "checkpoint.pt"
     if checkpoint.exists() and not resume:
         raise SnnkitError(
             f"{checkpoint} exists from an earlier run; pass --resume to continue it, or --out DIR for a new one"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
     run_id = trainer.load(checkpoint) if resume and checkpoint.exists() else None
     store = ResultsStore(db) if db is not None else None
     try:
