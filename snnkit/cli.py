@@ -50,26 +50,20 @@ def user_errors(fn):
     return wrapper
 
 
-_warned: object | None = None  # the registry whose load failures were already reported
-
-
 def _registry():
-    """The process's plugin registry. The first time a command sees it, one warning line per
-    plugin that failed to load goes to stderr (``snnkit plugins`` shows the details)."""
-    global _warned
+    """The plugin registry, with one warning line on stderr per plugin that failed to load
+    (``snnkit plugins`` shows the details). Every command that uses plugins calls it once."""
     from snnkit.registry import get_registry
 
     registry = get_registry()
-    if registry is not _warned:
-        _warned = registry
-        for p in registry.failures:
-            err_console.print(
-                f"[yellow]warning:[/] plugin '{escape(p.name)}' ({escape(p.distribution)} "
-                f"{escape(p.version)}) failed to load: {escape(p.error)}; "
-                "`snnkit plugins` shows details",
-                highlight=False,
-                soft_wrap=True,
-            )
+    for p in registry.failures:
+        err_console.print(
+            f"[yellow]warning:[/] plugin '{escape(p.name)}' ({escape(p.distribution)} "
+            f"{escape(p.version)}) failed to load: {escape(p.error)}; "
+            "`snnkit plugins` shows details",
+            highlight=False,
+            soft_wrap=True,
+        )
     return registry
 
 
@@ -261,6 +255,13 @@ def plugins() -> None:
     """List installed plugins (where from, hooks, failures) and everything they register."""
     registry = _registry()
     console.print(_plugins_table(registry))
+    console.print("[bold]loaded from[/]", highlight=False)
+    for p in registry.plugins:  # whole paths, one line each: never cut or folded
+        console.print(
+            f"  {escape(p.name)} ({escape(p.module)}): {escape(p.location)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(_registrations_table(registry))
     for p in registry.failures:
         console.print(
@@ -279,14 +280,13 @@ def plugins() -> None:
 
 
 def _plugins_table(registry) -> Table:
-    """One row per plugin: distribution and version, hooks (with what each registered),
-    the file it was loaded from, and whether it loaded."""
+    """One row per plugin: its distribution and version, the hooks it implements (with how
+    many objects each registered), whether it loaded."""
     table = Table(title="snnkit plugins")
     table.add_column("plugin", no_wrap=True)
     table.add_column("distribution", overflow="fold")
     table.add_column("version", no_wrap=True)
     table.add_column("hooks (registered)")
-    table.add_column("loaded from", overflow="fold")
     table.add_column("status", no_wrap=True)
     for p in registry.plugins:
         counts = Counter(kind for kind, _ in p.provides)
@@ -301,7 +301,6 @@ def _plugins_table(registry) -> Table:
             escape(p.distribution),
             escape(p.version),
             ", ".join(hooks) or "—",
-            escape(p.location),
             status,
         )
     return table

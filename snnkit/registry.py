@@ -207,14 +207,15 @@ def load_registry(*, entry_points: bool = True) -> Registry:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     registry = Registry()
-    modules: list[tuple[ModuleType, Plugin]] = []
+    modules: list[tuple[ModuleType | None, Plugin]] = []  # None: it failed to import
 
     import snnkit.builtin as builtin
 
     modules.append((builtin, Plugin("snnkit", BUILTIN, "snnkit", __version__)))
     if entry_points:
         only, excluded = _env_list("SNNKIT_PLUGINS"), _env_list("SNNKIT_DISABLE_PLUGINS") or set()
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        # by name: the listing and the order of a clash's sides do not depend on sys.path
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if (only is not None and ep.name not in only) or ep.name in excluded:
                 continue
             dist = ep.dist.name if ep.dist is not None else "?"
@@ -223,11 +224,14 @@ def load_registry(*, entry_points: bool = True) -> Registry:
             try:
                 module = ep.load()
             except Exception as exc:  # a broken plugin must not break the others
-                registry.plugins.append(_failed(plugin, exc, location=_location(ep.module)))
+                modules.append((None, _failed(plugin, exc, location=_location(ep.module))))
                 continue
             modules.append((module, plugin))
 
     for module, plugin in modules:
+        if module is None:  # it failed to import
+            registry.plugins.append(plugin)
+            continue
         plugin = replace(plugin, location=_location(getattr(module, "__name__", plugin.module)))
         staged: list[tuple[str, str, Any]] = []  # applied only if the whole plugin loads
         try:
