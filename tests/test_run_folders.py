@@ -10,11 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from rich.console import Console
-from typer.testing import CliRunner
+from fixtures.cli import cli_invoker
 
-import snnkit.cli as cli
-import snnkit.registry
 from snnkit.errors import SnnkitError
 from snnkit.folder_lock import folder_lock
 from snnkit.train import RunConfig, default_out_dir, resolve
@@ -25,19 +22,7 @@ TINY = ["--grad", "bptt", "--hidden", "8", "--data-opt", "size=64", "--epochs", 
 
 @pytest.fixture
 def invoke(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(snnkit.registry, "_REGISTRY", None)
-    monkeypatch.setattr(cli, "console", Console(width=250))
-    monkeypatch.setattr(cli, "err_console", Console(stderr=True, width=250))
-    runner = CliRunner()
-
-    def run(*args):
-        result = runner.invoke(cli.app, [str(a) for a in args])
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return result
-
-    return run
+    return cli_invoker(monkeypatch, tmp_path)
 
 
 def test_default_folder_is_keyed_by_every_setting_that_changes_training():

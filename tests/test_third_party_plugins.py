@@ -12,19 +12,15 @@ validation, the broken methods failing conformance, ``snnkit plugins`` showing i
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
+from fixtures.cli import cli_invoker, snnkit_process
 from fixtures.packages import docs_files, pip, write_package
 from fixtures.pytest_route import conformance_pytest
-from rich.console import Console
-from typer.testing import CliRunner
 
-import snnkit.cli as cli
 import snnkit.registry
 from snnkit.registry import load_registry
 
@@ -168,22 +164,7 @@ def installed(tmp_path_factory):
 
 @pytest.fixture
 def invoke(installed, tmp_path, monkeypatch):
-    """Run the CLI in-process in ``tmp_path`` with a fresh registry and 120-column consoles."""
-    monkeypatch.chdir(tmp_path)
-    for var in ("SNNKIT_PLUGINS", "SNNKIT_DISABLE_PLUGINS", "SNNKIT_DEFAULT_GRAD"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(snnkit.registry, "_REGISTRY", None)
-    monkeypatch.setattr(cli, "console", Console(width=120))
-    monkeypatch.setattr(cli, "err_console", Console(stderr=True, width=120))
-    runner = CliRunner()
-
-    def run(*args):
-        result = runner.invoke(cli.app, [str(a) for a in args])
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return result
-
-    return run
+    return cli_invoker(monkeypatch, tmp_path, width=120)
 
 
 def warned(stderr: str) -> set[str]:
@@ -198,20 +179,6 @@ def warned(stderr: str) -> set[str]:
                 assert dist in line and reason in line and "`snnkit plugins`" in line, line
     assert len(found) == len(set(found)), stderr  # one line per failed plugin
     return set(found)
-
-
-def snnkit_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, COLUMNS="120", NO_COLOR="1", TERM="dumb")
-    for var in ("SNNKIT_PLUGINS", "SNNKIT_DISABLE_PLUGINS", "SNNKIT_DEFAULT_GRAD"):
-        env.pop(var, None)
-    return subprocess.run(
-        [sys.executable, "-m", "snnkit.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 # -- discovery and validation ------------------------------------------------------------------
@@ -241,7 +208,7 @@ def test_each_package_is_found_through_its_entry_point(installed, monkeypatch):
 
 
 def test_plugins_shows_failed_clashing_and_good_plugins_in_120_columns(installed, tmp_path):
-    proc = snnkit_cli("plugins", cwd=tmp_path)
+    proc = snnkit_process("plugins", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "…" not in out  # nothing a user needs is cut at 120 characters
