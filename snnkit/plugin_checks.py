@@ -157,7 +157,9 @@ def _gradient(obj: Any) -> str:
         raise bad("approximation", "a non-empty string saying what is approximated (exact = False)")
     for attr in ("devices", "neurons"):
         value = getattr(obj, attr, None)
-        if isinstance(value, str) or not all(isinstance(v, str) for v in value or [None]):
+        if not (
+            isinstance(value, tuple | list) and value and all(isinstance(v, str) for v in value)
+        ):
             raise bad(attr, "a non-empty tuple of strings")
     _check_run_defaults(name, obj.run_defaults)
     return name

@@ -32,8 +32,8 @@ BUILTIN = "snnkit.builtin"
 DEFAULT_GRAD_VAR = "SNNKIT_DEFAULT_GRAD"
 DEFAULT_GRADIENTS = ("exodus", "bptt")
 """Without ``--grad`` and ``$SNNKIT_DEFAULT_GRAD``, ``snnkit run`` uses the first of these
-that is registered: EXODUS (BPTT's exact gradient in O(T) memory, the fastest raster
-method measured in docs/performance.md), else the built-in BPTT oracle."""
+that is registered: EXODUS (BPTT's exact gradient from an O(T) reverse scan, faster than
+the BPTT oracle and SLAYER in docs/performance.md), else the built-in BPTT oracle."""
 
 
 @dataclass(frozen=True)

@@ -483,6 +483,11 @@ BAD_REGISTRATIONS = {
         "approximation must be a non-empty string",
     ),
     "devices as a string": ("gradient", "register(named('x', devices='cuda'))", "devices must be"),
+    "neurons as a number": (
+        "gradient",
+        "register(named('x', neurons=3))",
+        "gradient 'x': neurons must be a non-empty tuple of strings, got 3",
+    ),
     "unknown run default": (
         "gradient",
         "register(named('x', run_defaults={'surogate': 'atan'}))",
