@@ -313,7 +313,12 @@ def _registrations_table(registry) -> Table:
     table.add_column("name", no_wrap=True)
     for col in ("kind", "plugin", "version", "representation", "neurons supported"):
         table.add_column(col, no_wrap=col != "neurons supported")
-    neurons = {kind: registry.neuron(kind) for kind in registry.available("neuron")}
+    neurons = {}  # each neuron kind with its default parameters, to ask supports()
+    for kind in registry.available("neuron"):
+        try:
+            neurons[kind] = registry.neuron(kind)
+        except Exception:  # a plugin neuron without usable defaults: listed, never matched
+            pass
     for kind in ("gradient", "neuron", "surrogate", "loss", "dataset"):
         for entry in registry.listing(kind):
             rep, supported = "", ""
