@@ -74,6 +74,13 @@ def run(
     hidden: Annotated[
         str | None, typer.Option(help="Hidden layer sizes, e.g. 120 or 200-200.")
     ] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="Layers, e.g. 16c5-a2-32c3-a2-128-10 (conv, pool, dense; the last is the "
+            "output), or a .toml file; see docs/guide.md. Replaces --hidden."
+        ),
+    ] = None,
     recurrent: Annotated[bool, typer.Option(help="Recurrent hidden layers.")] = False,
     surrogate: Annotated[str | None, typer.Option(help="Surrogate derivative.")] = None,
     loss: Annotated[str | None, typer.Option(help="Loss (default from the dataset).")] = None,
@@ -153,6 +160,7 @@ def run(
         grad=grad or default_method(registry),
         neuron=neuron,
         hidden=hidden,
+        arch=arch,
         recurrent=recurrent,
         surrogate=surrogate,
         loss=loss,
@@ -200,7 +208,8 @@ def _print_result(s: dict) -> None:
     table.add_column()
     table.add_row(
         "network",
-        f"hidden {cfg['hidden']}{' recurrent' if cfg['recurrent'] else ''}, loss {cfg['loss']}, surrogate {cfg['surrogate']}",
+        f"{'arch ' + cfg['arch'] if cfg.get('arch') else 'hidden ' + str(cfg['hidden'])}"
+        f"{' recurrent' if cfg['recurrent'] else ''}, loss {cfg['loss']}, surrogate {cfg['surrogate']}",
     )
     table.add_row("epochs", str(s["epochs"]))
     table.add_row("test accuracy", f"{s['test_accuracy']:.2%}")

@@ -24,6 +24,7 @@ import torch
 
 from snnkit.errors import SnnkitError, check
 from snnkit.neurons import LI
+from snnkit.nn import NeuronParameters
 from snnkit.registry import Registry, get_registry
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -60,6 +61,9 @@ class RunConfig:
     grad: str = "bptt"
     neuron: str = "lif"
     hidden: str | None = None
+    arch: str | None = (
+        None  # layers as a compact spec or a TOML file (snnkit.arch); not with hidden
+    )
     recurrent: bool = False
     surrogate: str | None = None
     loss: str | None = None
@@ -103,6 +107,8 @@ class RunConfig:
             "readout": "li",
             "dtype": "float32",
         }
+        if self.hidden is not None and self.arch is not None:
+            raise SnnkitError("--arch and --hidden both describe the network; give one of them")
         out = dataclasses.replace(self)
         for name, value in {**fallback, **defaults}.items():
             if name == "neuron_options":  # keyed by neuron kind
@@ -112,6 +118,12 @@ class RunConfig:
                 setattr(out, name, merged)
             elif getattr(out, name, None) is None:
                 setattr(out, name, value)
+        if self.hidden is not None:  # the user's MLP over the recipe's architecture
+            out.arch = None
+        if out.arch is not None:
+            from snnkit.arch import canonical
+
+            out.arch, out.hidden = canonical(out.arch), None
         return out
 
     def validate(self) -> None:
@@ -264,24 +276,9 @@ class Trainer:
             data_options.setdefault("data_dir", config.data_dir)
         with _unknown_options("--data-opt", f"dataset '{config.dataset}'"):
             self.data = {s: spec.load(s, **data_options) for s in spec.splits}
-        train = self.data["train"]
-        shape = f"{train.num_inputs}-{config.hidden}-{train.num_classes}"
         torch.manual_seed(config.seed)
-        if config.readout == "spiking":
-            readout = self.neuron  # the output layer spikes like the hidden ones
-        elif config.readout_tau:
-            readout = LI(tau_mem=config.readout_tau, dt=config.dt)
-        else:
-            readout = None  # the method's default LI readout
         with _unknown_options("--layer-opt", f"method '{config.grad}'"):
-            self.model = self.method.network(
-                shape,
-                self.neuron,
-                readout=readout,
-                recurrent=config.recurrent,
-                surrogate=self.surrogate,
-                **config.layer_options,
-            ).to(self.device, self.dtype)
+            self.model = self._network(self.data["train"]).to(self.device, self.dtype)
         produces = _loss_input_kind(self.model.output_kind, self.events)
         if self.loss.input != produces:
             raise SnnkitError(
@@ -311,6 +308,42 @@ class Trainer:
         else:
             self.scheduler = None
         self.history: list[EpochMetrics] = []
+
+    def _network(self, train) -> torch.nn.Module:
+        """The model: ``--arch`` layers, else an MLP of ``--hidden`` sizes."""
+        from snnkit import arch
+
+        config = self.config
+        if config.readout == "spiking":
+            readout = self.neuron  # the output layer spikes like the hidden ones
+        elif config.readout_tau:
+            readout = LI(tau_mem=config.readout_tau, dt=config.dt)
+        else:
+            readout = None  # the method's default LI readout
+        common = dict(readout=readout, recurrent=config.recurrent, surrogate=self.surrogate)
+        if config.arch is None:
+            shape = f"{train.num_inputs}-{config.hidden}-{train.num_classes}"
+            return self.method.network(shape, self.neuron, **common, **config.layer_options)
+        layers = arch.parse(config.arch)
+        if self.method.representation == "raster":
+            return arch.build(
+                layers,
+                self.method,
+                self.neuron,
+                input_shape=train.input_shape,
+                num_classes=train.num_classes,
+                **common,
+                **config.layer_options,
+            )
+        if arch.has_convolutions(layers[:-1]):
+            raise SnnkitError(
+                f"--grad {config.grad} builds fully connected event networks; --arch "
+                f"{config.arch} has convolution/pooling layers, which need a raster method "
+                "(bptt, exodus, slayer, rouser)"
+            )
+        sizes = [train.num_inputs, *(layer.size for layer in layers)]
+        common["recurrent"] = config.recurrent or any(layer.recurrent for layer in layers)
+        return self.method.network(sizes, self.neuron, **common, **config.layer_options)
 
     def _batch(self, split: str, index: torch.Tensor):
         inputs = self.inputs[split]
@@ -518,9 +551,11 @@ def threshold_stats(model: torch.nn.Module) -> list[dict[str, float]]:
     stats = []
     for layer in getattr(model, "layers", []):
         params = getattr(layer, "params", None)
-        if params is None or not hasattr(params, "theta"):
+        if not getattr(layer, "spiking", False) or not isinstance(params, NeuronParameters):
             continue
-        theta = params.theta().detach().to(torch.float64)
+        if "threshold" not in params.neuron.quantities():
+            continue
+        theta = params.value("threshold").detach().to(torch.float64)
         stats.append(
             {
                 "mean": theta.mean().item(),

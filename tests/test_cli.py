@@ -106,7 +106,7 @@ def test_plugins_lists_the_builtins(invoke):
         assert cells[1:4] == [kind, "snnkit", snnkit.__version__], cells
     bptt = rows(out, "bptt")[0]
     assert bptt[4] == "raster"
-    assert bptt[5].split(", ") == ["lif", "if"]  # li is a readout: not supported
+    assert bptt[5].split(", ") == ["lif", "if", "alif", "rf"]  # li is a readout: not supported
     assert "failed" not in out and "clash" not in out
     assert result.stderr == ""
 
