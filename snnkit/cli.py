@@ -48,6 +48,14 @@ def user_errors(fn):
     return wrapper
 
 
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        help="CPU threads (default: the CPUs this process may use, by affinity and cgroup quota)."
+    ),
+]
+
+
 def _parse_options(pairs: list[str] | None, what: str) -> dict:
     """``["tau_mem=20", "tau_syn=5"]`` -> ``{"tau_mem": 20.0, "tau_syn": 5.0}``."""
     out = {}
@@ -141,9 +149,13 @@ def run(
         Path | None, typer.Option("--json", help="Write the final metrics as JSON here.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train a network and record the run (defaults: a small network on Yin-Yang)."""
     from snnkit.registry import get_registry
+    from snnkit.threads import use_threads
+
+    use_threads(threads)
     from snnkit.train import RunConfig
     from snnkit.train import run as train_run
 
