@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from snnkit.errors import JobFailed, SnnkitError
 from snnkit.paths import writable_dir, writable_file
@@ -23,15 +24,46 @@ from snnkit.paths import writable_dir, writable_file
 if TYPE_CHECKING:
     from snnkit.train import RunConfig
 
+# click's UsageError (a wrong type, an unknown option, a missing value), found without
+# importing click's internals: typer's BadParameter derives from it
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class _Commands(TyperGroup):
+    """Typer's command group, with the usage errors Typer itself finds printed as one line
+    on stderr (``error: ...; see `snnkit run --help```), exit code 2, like snnkit's own."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _UsageError as exc:
+            if type(exc).__name__ != "NoArgsIsHelpError":  # that one has shown the help
+                where = exc.ctx.command_path if exc.ctx is not None else "snnkit"
+                message = " ".join(exc.format_message().split()).rstrip(".")
+                err_console.print(
+                    Text.assemble(("error:", "bold red"), f" {message}; see `{where} --help`"),
+                    soft_wrap=True,
+                )
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err_console.print("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="snnkit",
     help="Train spiking neural networks with pluggable gradient methods.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
-console = Console()
-err_console = Console(stderr=True)
+# user text (paths, option values) is never read as markup or emoji codes (':x:')
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 def user_errors(fn):
@@ -364,13 +396,19 @@ def _print_result(s: dict, registry) -> None:
     if s.get("skipped_steps"):
         table.add_row("skipped steps", f"{s['skipped_steps']} (non-finite gradient)")
     if s.get("threshold"):
-        table.add_row(
-            "thresholds / layer",
+        thresholds = Text(
             ", ".join(
                 f"{t['mean']:.3f} ± {t['std']:.3f} [{t['min']:.3f}, {t['max']:.3f}]"
                 for t in s["threshold"]
-            ),
+            )
         )
+        if min(t["min"] for t in s["threshold"]) <= 0:  # training does not constrain them
+            thresholds.append(
+                " (≤ 0: such neurons fire at every step; bound them, e.g. rouser's "
+                "--layer-opt th_min=0.1)",
+                style="yellow",
+            )
+        table.add_row("thresholds / layer", thresholds)
     table.add_row("run id", str(s["run_id"]))
     console.print(table)
 
@@ -401,18 +439,23 @@ def plugins() -> None:
                     except Exception:
                         pass
                 neurons = ", ".join(ok)
+            label = Text(name)
             if (kind, name) in registry.clashes:
-                name = f"[red]{name} (clash)[/]"
-            table.add_row(name, kind, entry.plugin.distribution, entry.plugin.version, rep, neurons)
+                label = Text(f"{name} (clash)", style="red")
+            cells = (kind, entry.plugin.distribution, entry.plugin.version, rep, neurons)
+            table.add_row(label, *(Text(str(c)) for c in cells))
     console.print(table)
     for plugin in registry.failures:
         console.print(
-            f"[red]failed[/] plugin '{plugin.name}' ({plugin.distribution} {plugin.version}, {plugin.module}): {plugin.error}",
-            highlight=False,
+            Text.assemble(
+                ("failed", "red"),
+                f" plugin '{plugin.name}' ({plugin.distribution} {plugin.version}, "
+                f"{plugin.module}): {plugin.error}",
+            )
         )
     for (kind, name), entries in registry.clashes.items():
         dists = ", ".join(e.plugin.distribution for e in entries)
-        console.print(f"[red]clash[/] {kind} '{name}' registered by {dists}", highlight=False)
+        console.print(Text.assemble(("clash", "red"), f" {kind} '{name}' registered by {dists}"))
 
 
 datasets_app = typer.Typer(
@@ -443,17 +486,18 @@ def datasets(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
         spec = entry.obj
         if getattr(spec, "status", None) is not None:
             text = spec.status(data_dir)
-            status = f"[green]{text}[/]" if text.startswith("present") else f"[yellow]{text}[/]"
+            status = Text(text, style="green" if text.startswith("present") else "yellow")
         else:
-            status = "[green]ready[/]" if spec.available() else "[yellow]missing[/]"
+            ready = spec.available()
+            status = Text("ready" if ready else "missing", style="green" if ready else "yellow")
         table.add_row(
-            name,
-            spec.source,
+            Text(name),
+            Text(spec.source),
             str(len(spec.classes)),
             str(spec.num_inputs),
             f"{spec.duration:g}",
             status,
-            spec.summary,
+            Text(spec.summary),
         )
     console.print(table)
 
@@ -471,7 +515,7 @@ def datasets_download(
     if getattr(spec, "download", None) is None:
         raise SnnkitError(f"dataset '{name}' is generated locally; there is nothing to download")
     spec.download(data_dir)
-    console.print(f"{name}: {spec.status(data_dir)}", highlight=False)
+    console.print(Text(f"{name}: {spec.status(data_dir)}"))
 
 
 leaderboard_app = typer.Typer(
@@ -693,12 +737,11 @@ def conformance(
     for r in results:
         err = f"{r.max_rel_err:.1e}" if r.max_rel_err == r.max_rel_err else "—"
         cos = f"{r.cosine:.9f}" if r.cosine == r.cosine else "—"
-        status = f"[{styles[r.status]}]{r.status}[/]"
+        status = Text(r.status, style=styles[r.status])
         if r.status != "passed":
-            status += f" {r.detail}"
-        table.add_row(
-            r.method, oracles[r.method], r.case, r.dtype, err, cos, f"{r.tolerance:.0e}", status
-        )
+            status.append(f" {r.detail}")
+        names = (r.method, oracles[r.method], r.case, r.dtype)
+        table.add_row(*(Text(n) for n in names), err, cos, f"{r.tolerance:.0e}", status)
     console.print(table)
     failed = [r for r in results if r.counts_as_failure]
     passed = not failed

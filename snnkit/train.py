@@ -772,14 +772,25 @@ def _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> No
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
+    # the epochs bar advances by batch fractions, so that its time estimate exists from the
+    # first batches on; rich forgets progress older than speed_estimate_period
+    with Progress(
+        *columns,
+        console=console,
+        disable=not progress,
+        transient=False,
+        speed_estimate_period=3600,
+    ) as bar:
         epochs = bar.add_task("epochs", total=cfg.epochs, completed=first - 1, info="")
         batches = bar.add_task("batches", total=None, info="")
         for epoch in range(first, cfg.epochs + 1):
             bar.reset(batches, description=f"epoch {epoch}")
-            m = trainer.train_epoch(
-                epoch, lambda k, total: bar.update(batches, completed=k, total=total)
-            )
+
+            def on_batch(k: int, total: int, epoch: int = epoch) -> None:
+                bar.update(batches, completed=k, total=total)
+                bar.update(epochs, completed=epoch - 1 + k / total)
+
+            m = trainer.train_epoch(epoch, on_batch)
             with deferred():  # a signal waits until checkpoint and record agree
                 trainer.save(checkpoint, run_id)
                 if store is not None:
@@ -791,7 +802,10 @@ def _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> No
                 info += f"  skipped {m.skipped_steps} step(s): non-finite gradient"
             if cfg.layer_options.get("train_threshold") and m.threshold:
                 info += "  θ " + "/".join(f"{t['mean']:.2f}±{t['std']:.2f}" for t in m.threshold)
-            bar.update(epochs, advance=1, info=info)
+            lowest = min((t["min"] for t in m.threshold), default=1.0)
+            if lowest <= 0:  # trained thresholds are not constrained (docs/guide.md)
+                info += f"  θ min {lowest:.3f} ≤ 0: such neurons fire at every step"
+            bar.update(epochs, completed=epoch, info=info)
             if progress:  # one line per epoch stays on screen: the dead-neuron trajectory
                 bar.console.print(f"epoch {epoch}  {info}", highlight=False)
             if on_epoch is not None:
