@@ -81,11 +81,29 @@ def user_errors(fn):
         except JobFailed as exc:
             err_console.print(Text.assemble(("failed:", "bold red"), f" {exc}"), soft_wrap=True)
             raise typer.Exit(1) from None
+        except (MemoryError, RuntimeError) as exc:
+            if not isinstance(exc, MemoryError) and not _out_of_memory(exc):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            err_console.print(
+                Text.assemble(
+                    ("failed:", "bold red"),
+                    f" out of memory ({first}); use a smaller network, batch or dataset",
+                ),
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
         except KeyboardInterrupt as exc:
             err_console.print(_interrupted(exc), soft_wrap=True)
             raise typer.Exit(getattr(exc, "exit_code", 130)) from None
 
     return wrapper
+
+
+def _out_of_memory(exc: RuntimeError) -> bool:
+    """torch's allocation failures (CPU and CUDA) are RuntimeErrors, told by their text."""
+    text = str(exc).lower()
+    return "can't allocate memory" in text or "out of memory" in text
 
 
 def _interrupted(exc: KeyboardInterrupt) -> Text:
@@ -236,7 +254,7 @@ def run(
     registry = get_registry()
     options = dict(
         dataset=dataset,
-        grad=grad or default_method(registry),
+        grad=grad if grad is not None else default_method(registry),
         neuron=neuron,
         hidden=hidden,
         recurrent=recurrent,
@@ -653,8 +671,8 @@ def leaderboard_run(
     from snnkit.train import RunConfig
 
     use_threads(threads)
-    if seeds < 1:
-        raise SnnkitError(f"--seeds must be >= 1, got {seeds}")
+    if not 1 <= seeds <= 1000:
+        raise SnnkitError(f"--seeds must be between 1 and 1000, got {seeds}")
     writable_dir(out, "--out")
     writable_file(db, "--db")
     configs = [

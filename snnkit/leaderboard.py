@@ -303,13 +303,15 @@ def fill(
     done = []
     for config in resolved:
         key = setting_key(asdict(config))
-        with ResultsStore(db) as store:
-            recorded = any(
-                r.seed == config.seed and setting_key(r.config) == key
-                for r in store.runs(
-                    dataset=config.dataset, method=config.grad, neuron=config.neuron
+        recorded = False
+        if Path(db).exists():  # else the first run creates it
+            with ResultsStore(db) as store:
+                recorded = any(
+                    r.seed == config.seed and setting_key(r.config) == key
+                    for r in store.runs(
+                        dataset=config.dataset, method=config.grad, neuron=config.neuron
+                    )
                 )
-            )
         if recorded:
             done.append((config, "recorded"))
             continue

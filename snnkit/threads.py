@@ -115,8 +115,12 @@ def use_threads(threads: int | None = None) -> int:
     from snnkit.errors import SnnkitError
 
     n = default_threads() if threads is None else threads
-    if n < 1:
-        raise SnnkitError(f"--threads must be >= 1, got {n}; or leave it out to use every CPU")
+    most = os.cpu_count() or 1
+    if not 1 <= n <= most:
+        raise SnnkitError(
+            f"--threads must be between 1 and {most} (the CPUs here), got {n}; or leave it "
+            "out to use the CPUs this process may use"
+        )
     torch.set_num_threads(n)
     return n
 

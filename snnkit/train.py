@@ -29,6 +29,7 @@ from snnkit.neurons import LI
 from snnkit.registry import Registry, get_registry
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+MAX_INT = 2**31 - 1  # seeds and batch sizes: the batch-order generator's seed stays in int64
 SCHEDULES = ("none", "cosine", "step:GAMMA:EVERY")
 
 
@@ -132,7 +133,11 @@ class RunConfig:
 
     def validate(self) -> None:
         check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
-        check(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+        check(
+            1 <= self.batch_size <= MAX_INT,
+            f"--batch-size must be between 1 and {MAX_INT}, got {self.batch_size}",
+        )
+        check(0 <= self.seed <= MAX_INT, f"--seed must be between 0 and {MAX_INT}, got {self.seed}")
         check(
             self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"
         )
@@ -251,6 +256,9 @@ def resolve(config: RunConfig, registry: Registry | None = None) -> RunConfig:
     defaults = with_method_defaults(reg.dataset(config.dataset).defaults, method)
     resolved = config.resolved(defaults, method.representation)
     resolved.validate()
+    # the neuron and its options, and whether the method takes it: cheap to build, so
+    # checked here too (a grid of runs is checked before any of them trains)
+    method.check(reg.neuron(resolved.neuron, dt=resolved.dt, **resolved.neuron_options))
     return resolved
 
 

@@ -4,9 +4,6 @@ checkpoints, resumption and its determinism."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ from fixtures.distributions import (
     plugin_sandbox,
     write_distribution,
 )
+from fixtures.processes import WIDTH, run_cli
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -25,9 +23,6 @@ import snnkit.cli as cli
 import snnkit.registry
 from snnkit.registry import get_registry
 from snnkit.results import ResultsStore
-
-REPO = Path(__file__).resolve().parents[1]
-WIDTH = 250  # wide enough that rich never truncates a table cell
 
 
 @pytest.fixture
@@ -64,22 +59,6 @@ def rows(output: str, first_cell: str) -> list[list[str]]:
         if cells and cells[0] == first_cell:
             found.append(cells)
     return found
-
-
-def subprocess_cli(*args: str, cwd: Path, extra_path: Path | None = None):
-    env = dict(os.environ, COLUMNS=str(WIDTH), NO_COLOR="1")
-    env.pop("SNNKIT_PLUGINS", None)
-    env.pop("SNNKIT_DISABLE_PLUGINS", None)
-    paths = [str(extra_path)] if extra_path else []
-    env["PYTHONPATH"] = os.pathsep.join([*paths, str(REPO), env.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "snnkit.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 # -- snnkit plugins / datasets ------------------------------------------------------------------
@@ -149,7 +128,7 @@ def test_plugins_in_a_fresh_process_finds_installed_entry_points(tmp_path):
         BROKEN_IMPORT_PLUGIN,
         {"broken": "snnkit_fixture_broken"},
     )
-    proc = subprocess_cli("plugins", cwd=tmp_path, extra_path=site)
+    proc = run_cli("plugins", cwd=tmp_path, extra_path=site)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert rows(proc.stdout, "fixture-bptt")[0][2] == "snnkit-fixture-plugin"
@@ -280,7 +259,7 @@ def test_bad_option_type_is_a_usage_error(invoke):
 
 
 def test_user_mistake_in_a_real_process_prints_one_line_to_stderr(tmp_path):
-    proc = subprocess_cli("run", "--grad", "nope", "--no-progress", "--db", "r.db", cwd=tmp_path)
+    proc = run_cli("run", "--grad", "nope", "--no-progress", "--db", "r.db", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stdout == ""
     (line,) = proc.stderr.strip().splitlines()

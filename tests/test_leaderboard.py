@@ -232,7 +232,7 @@ def test_cli_mistakes_are_one_line(tmp_path, invoke):
     assert missing.exit_code == 2 and "no results database" in missing.output
     assert not (tmp_path / "nope.db").exists()
     bad = invoke("leaderboard", "run", "--grad", "bptt", "--seeds", "0")
-    assert bad.exit_code == 2 and "--seeds must be >= 1" in bad.output
+    assert bad.exit_code == 2 and "--seeds must be between 1 and 1000" in bad.output
 
 
 def test_cli_run_fills_the_grid_then_shows_it(tmp_path, invoke, fake_training):

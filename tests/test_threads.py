@@ -109,7 +109,8 @@ def test_use_threads_sets_torch_and_refuses_nonsense():
     before = torch.get_num_threads()
     try:
         assert use_threads(1) == 1 and torch.get_num_threads() == 1
-        with pytest.raises(SnnkitError, match="--threads must be >= 1"):
-            use_threads(0)
+        for bad in (0, -1, (os.cpu_count() or 1) + 1):  # far too many threads crash torch
+            with pytest.raises(SnnkitError, match="--threads must be between 1 and"):
+                use_threads(bad)
     finally:
         torch.set_num_threads(before)
