@@ -19,6 +19,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from snnkit.errors import JobFailed, SnnkitError
+from snnkit.interrupts import stop_on_signals
 from snnkit.paths import writable_dir, writable_file
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ def user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with stop_on_signals():  # SIGTERM and SIGHUP end a command like Ctrl-C
+                return fn(*args, **kwargs)
         except SnnkitError as exc:
             err_console.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)
             raise typer.Exit(2) from None
