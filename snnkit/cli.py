@@ -248,11 +248,10 @@ def run(
     """Train a network and record the run (defaults: a small network on Yin-Yang)."""
     from snnkit.registry import get_registry
     from snnkit.threads import use_threads
-
-    use_threads(threads)
     from snnkit.train import RunConfig
     from snnkit.train import run as train_run
 
+    use_threads(threads)
     registry = get_registry()
     options = dict(
         dataset=dataset,
@@ -282,7 +281,8 @@ def run(
     if run_id is not None and not resume:
         raise SnnkitError(f"--run-id {run_id} names a run to continue; add --resume")
     if resume:
-        out = _resume_folder(db, out if _on_command_line(ctx, "out") else None, run_id, given, options)
+        explicit_out = out if _on_command_line(ctx, "out") else None
+        out = _resume_folder(db, explicit_out, run_id, given, options)
         config = _resumed_config(out, options, given)
     else:
         config = RunConfig(**options)
@@ -326,7 +326,7 @@ def _resume_folder(db: Path, out: Path | None, run_id: int | None, given, option
     the given options (the old way: every option repeated), or the most recent
     interrupted run's in --db."""
     from snnkit.results import ResultsStore
-    from snnkit.train import CHECKPOINT, RunConfig, default_out_dir
+    from snnkit.train import RunConfig, default_out_dir
 
     if run_id is None and out is not None:
         return out
@@ -362,8 +362,6 @@ def _resume_folder(db: Path, out: Path | None, run_id: int | None, given, option
         raise SnnkitError(
             f"run {record.id} checkpoints to {folder}, not --out {out}; drop --out"
         )
-    if Path(record.checkpoint).name != CHECKPOINT:
-        raise SnnkitError(f"run {record.id}: unexpected checkpoint {record.checkpoint}")
     return folder
 
 

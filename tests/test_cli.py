@@ -443,3 +443,30 @@ def test_bench_command_writes_json_with_the_bptt_baseline(invoke, tmp_path):
     assert methods == {"bptt", "bptt-detached-reset"}
     bad = invoke("bench", "--size", "10,2")
     assert bad.exit_code == 2 and "T,B,N" in bad.stderr
+
+
+def test_resume_restores_the_settings_from_the_run_or_the_folder(invoke, tmp_path):
+    first, one = tiny_run(invoke, tmp_path, "r", "--grad", "bptt", "--epochs", "1", "--seed", "4",
+                          "--schedule", "none")  # fmt: skip
+    assert first.exit_code == 0, first.output
+    assert f"recorded as run {one['run_id']} in {tmp_path / 'r.db'}" in first.stdout
+    db, out = tmp_path / "r.db", tmp_path / "r"
+    # by run id: every setting comes back (grad, seed, hidden, data size); more epochs
+    by_id = invoke("run", "--resume", "--run-id", one["run_id"], "--db", db, "--epochs", "2",
+                   "--no-progress", "--json", tmp_path / "two.json")  # fmt: skip
+    assert by_id.exit_code == 0, by_id.output
+    two = json.loads((tmp_path / "two.json").read_text())
+    assert (two["method"], two["seed"], two["run_id"], two["epochs"]) == ("bptt", 4, one["run_id"], 2)
+    assert two["config"] == {**one["config"], "epochs": 2}
+    assert two["history"][0] == one["history"][0]
+    # by folder, with a setting that differs: refused, naming it
+    other = invoke("run", "--resume", "--out", out, "--db", db, "--hidden", "16", "--epochs", "3")
+    assert other.exit_code == 2
+    (line,) = other.stderr.strip().splitlines()
+    assert "different settings (hidden)" in line
+    # options repeated the former way, without a checkpoint: never trains from scratch
+    missing = invoke("run", "--resume", *TINY, "--grad", "bptt", "--seed", "5", "--db", db)
+    assert missing.exit_code == 2
+    assert "no checkpoint runs/yinyang-bptt-lif-seed5/checkpoint.pt" in missing.stderr
+    with ResultsStore(db) as store:
+        assert [r.id for r in store.runs(status=None)] == [one["run_id"]]
