@@ -4,9 +4,6 @@ checkpoints, resumption and its determinism."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ from fixtures.distributions import (
     plugin_sandbox,
     write_distribution,
 )
+from fixtures.processes import WIDTH, run_cli
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -25,9 +23,6 @@ import snnkit.cli as cli
 import snnkit.registry
 from snnkit.registry import get_registry
 from snnkit.results import ResultsStore
-
-REPO = Path(__file__).resolve().parents[1]
-WIDTH = 250  # wide enough that rich never truncates a table cell
 
 
 @pytest.fixture
@@ -64,22 +59,6 @@ def rows(output: str, first_cell: str) -> list[list[str]]:
         if cells and cells[0] == first_cell:
             found.append(cells)
     return found
-
-
-def subprocess_cli(*args: str, cwd: Path, extra_path: Path | None = None):
-    env = dict(os.environ, COLUMNS=str(WIDTH), NO_COLOR="1")
-    env.pop("SNNKIT_PLUGINS", None)
-    env.pop("SNNKIT_DISABLE_PLUGINS", None)
-    paths = [str(extra_path)] if extra_path else []
-    env["PYTHONPATH"] = os.pathsep.join([*paths, str(REPO), env.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "snnkit.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 # -- snnkit plugins / datasets ------------------------------------------------------------------
@@ -149,7 +128,7 @@ def test_plugins_in_a_fresh_process_finds_installed_entry_points(tmp_path):
         BROKEN_IMPORT_PLUGIN,
         {"broken": "snnkit_fixture_broken"},
     )
-    proc = subprocess_cli("plugins", cwd=tmp_path, extra_path=site)
+    proc = run_cli("plugins", cwd=tmp_path, extra_path=site)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert rows(proc.stdout, "fixture-bptt")[0][2] == "snnkit-fixture-plugin"
@@ -280,7 +259,7 @@ def test_bad_option_type_is_a_usage_error(invoke):
 
 
 def test_user_mistake_in_a_real_process_prints_one_line_to_stderr(tmp_path):
-    proc = subprocess_cli("run", "--grad", "nope", "--no-progress", "--db", "r.db", cwd=tmp_path)
+    proc = run_cli("run", "--grad", "nope", "--no-progress", "--db", "r.db", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stdout == ""
     (line,) = proc.stderr.strip().splitlines()
@@ -464,3 +443,30 @@ def test_bench_command_writes_json_with_the_bptt_baseline(invoke, tmp_path):
     assert methods == {"bptt", "bptt-detached-reset"}
     bad = invoke("bench", "--size", "10,2")
     assert bad.exit_code == 2 and "T,B,N" in bad.stderr
+
+
+def test_resume_restores_the_settings_from_the_run_or_the_folder(invoke, tmp_path):
+    first, one = tiny_run(invoke, tmp_path, "r", "--grad", "bptt", "--epochs", "1", "--seed", "4",
+                          "--schedule", "none")  # fmt: skip
+    assert first.exit_code == 0, first.output
+    assert f"recorded as run {one['run_id']} in {tmp_path / 'r.db'}" in first.stdout
+    db, out = tmp_path / "r.db", tmp_path / "r"
+    # by run id: every setting comes back (grad, seed, hidden, data size); more epochs
+    by_id = invoke("run", "--resume", "--run-id", one["run_id"], "--db", db, "--epochs", "2",
+                   "--no-progress", "--json", tmp_path / "two.json")  # fmt: skip
+    assert by_id.exit_code == 0, by_id.output
+    two = json.loads((tmp_path / "two.json").read_text())
+    assert (two["method"], two["seed"], two["run_id"], two["epochs"]) == ("bptt", 4, one["run_id"], 2)
+    assert two["config"] == {**one["config"], "epochs": 2}
+    assert two["history"][0] == one["history"][0]
+    # by folder, with a setting that differs: refused, naming it
+    other = invoke("run", "--resume", "--out", out, "--db", db, "--hidden", "16", "--epochs", "3")
+    assert other.exit_code == 2
+    (line,) = other.stderr.strip().splitlines()
+    assert "different settings (hidden)" in line
+    # options repeated the former way, without a checkpoint: never trains from scratch
+    missing = invoke("run", "--resume", *TINY, "--grad", "bptt", "--seed", "5", "--db", db)
+    assert missing.exit_code == 2
+    assert "no checkpoint runs/yinyang-bptt-lif-seed5/checkpoint.pt" in missing.stderr
+    with ResultsStore(db) as store:
+        assert [r.id for r in store.runs(status=None)] == [one["run_id"]]
