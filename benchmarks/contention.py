@@ -113,7 +113,9 @@ def main() -> None:
             idle = measure(env, run_args, Path(tmp), args.repeats, hog=False)
             busy = measure(env, run_args, Path(tmp), args.repeats, hog=True)
             slowdown = busy["seconds_per_epoch"] / idle["seconds_per_epoch"]
-            rows.append({"variant": name, "env": env, "idle": idle, "hog": busy, "slowdown": slowdown})
+            rows.append(
+                {"variant": name, "env": env, "idle": idle, "hog": busy, "slowdown": slowdown}
+            )
             print(
                 f"{name:24s} idle {idle['seconds_per_epoch']:7.2f} s (load {idle['load_before'][0]:.2f})"
                 f"  hog {busy['seconds_per_epoch']:7.2f} s (load {busy['load_before'][0]:.2f})"

@@ -367,9 +367,7 @@ def _resume_folder(db: Path, out: Path | None, run_id: int | None, given, option
         )
     folder = Path(record.checkpoint).parent
     if out is not None and out.resolve() != folder.resolve():
-        raise SnnkitError(
-            f"run {record.id} checkpoints to {folder}, not --out {out}; drop --out"
-        )
+        raise SnnkitError(f"run {record.id} checkpoints to {folder}, not --out {out}; drop --out")
     return folder
 
 
@@ -414,9 +412,7 @@ def _print_result(s: dict, registry) -> None:
         f"{s['test_accuracy_at_best_validation']:.2%} (epoch {s['best_validation_epoch']})",
     )
     table.add_row("train accuracy", f"{s['train_accuracy']:.2%}")
-    table.add_row(
-        "seconds / epoch", f"{s['seconds_per_epoch']:.2f} ({s['threads']} CPU threads)"
-    )
+    table.add_row("seconds / epoch", f"{s['seconds_per_epoch']:.2f} ({s['threads']} CPU threads)")
     table.add_row("peak memory", f"{s['peak_memory_mb']:.0f} MB")
     table.add_row("spike rate / layer", ", ".join(f"{r:.3f}" for r in s["spike_rate"]))
     table.add_row("dead neurons / layer", ", ".join(f"{d:.1%}" for d in s["dead_fraction"]))

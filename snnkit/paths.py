@@ -49,6 +49,8 @@ def writable_dir(path: str | os.PathLike, flag: str) -> Path:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise SnnkitError(f"{flag} {path}: {existing} is a file, not a directory; choose another path")
+        raise SnnkitError(
+            f"{flag} {path}: {existing} is a file, not a directory; choose another path"
+        )
     _probe(existing, flag, path)
     return path

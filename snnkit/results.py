@@ -473,9 +473,7 @@ class ResultsStore:
             try:
                 while not stop.wait(every):
                     try:
-                        conn.execute(
-                            "UPDATE runs SET heartbeat = ? WHERE id = ?", (_now(), run_id)
-                        )
+                        conn.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (_now(), run_id))
                     except sqlite3.Error:
                         pass  # busy for long: the next beat tries again
             finally:

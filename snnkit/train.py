@@ -61,7 +61,9 @@ def check_device(device: str) -> None:
     )
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise SnnkitError(f"--device {device}: no CUDA device is available here; use --device cpu")
+            raise SnnkitError(
+                f"--device {device}: no CUDA device is available here; use --device cpu"
+            )
         index = int(device.partition(":")[2] or 0)
         count = torch.cuda.device_count()
         check(index < count, f"--device {device}: there are {count} CUDA devices (cuda:0 ..)")
@@ -723,7 +725,11 @@ def run(
             with store.beating(run_id) if store is not None else contextlib.nullcontext():
                 _train(trainer, checkpoint, run_id, store, progress, console, on_epoch)
         except Interrupted as exc:
-            exc.run_id, exc.checkpoint, exc.epochs_done = run_id, str(checkpoint), len(trainer.history)
+            exc.run_id, exc.checkpoint, exc.epochs_done = (
+                run_id,
+                str(checkpoint),
+                len(trainer.history),
+            )
             exc.db = None if db is None else os.fspath(db)
             raise
         finally:

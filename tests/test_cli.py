@@ -456,7 +456,12 @@ def test_resume_restores_the_settings_from_the_run_or_the_folder(invoke, tmp_pat
                    "--no-progress", "--json", tmp_path / "two.json")  # fmt: skip
     assert by_id.exit_code == 0, by_id.output
     two = json.loads((tmp_path / "two.json").read_text())
-    assert (two["method"], two["seed"], two["run_id"], two["epochs"]) == ("bptt", 4, one["run_id"], 2)
+    assert (two["method"], two["seed"], two["run_id"], two["epochs"]) == (
+        "bptt",
+        4,
+        one["run_id"],
+        2,
+    )
     assert two["config"] == {**one["config"], "epochs": 2}
     assert two["history"][0] == one["history"][0]
     # by folder, with a setting that differs: refused, naming it

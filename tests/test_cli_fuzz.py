@@ -49,8 +49,21 @@ CASES = [
     *values("--dtype", "float16", "abc", ""),
     *values("--device", "tpu", "cpu:0", "cuda:x", ""),
     *values("--hidden", "abc", "0", "-5", "10-0", "nan", "", words="shape"),
-    *values("--arch", "abc", "", "4-2", "0-3", "4c0-3", "d1.5-3", "bn-3", "3r", "4-a2-3",
-            "16c9-3", "no/such.toml", base=[a for a in RUN if a not in ("--hidden", "4")]),  # fmt: skip
+    *values(
+        "--arch",
+        "abc",
+        "",
+        "4-2",
+        "0-3",
+        "4c0-3",
+        "d1.5-3",
+        "bn-3",
+        "3r",
+        "4-a2-3",
+        "16c9-3",
+        "no/such.toml",
+        base=[a for a in RUN if a not in ("--hidden", "4")],
+    ),  # fmt: skip
     *case("--arch", "8-3", words="--hidden"),
     *values("--schedule", "bogus", "step:x:y", "step:0:5", "step:0.5:0", "step:2:1", ""),
     # snnkit run: numbers
@@ -63,11 +76,23 @@ CASES = [
     *values("--clip-grad", *NUMBER),
     *values("--dt", *NUMBER),
     # snnkit run: KEY=VALUE options
-    *values("-n", "nonsense", "=1", "bogus=1", "tau_mem=-1", "tau_mem=0", "tau_mem=nan",
-            "tau_mem=inf", "tau_mem=abc", "threshold=0", "reset=bogus"),  # fmt: skip
+    *values(
+        "-n",
+        "nonsense",
+        "=1",
+        "bogus=1",
+        "tau_mem=-1",
+        "tau_mem=0",
+        "tau_mem=nan",
+        "tau_mem=inf",
+        "tau_mem=abc",
+        "threshold=0",
+        "reset=bogus",
+    ),  # fmt: skip
     *values("--layer-opt", "nonsense", "bogus=1"),
-    *values("--data-opt", "nonsense", "bogus=1", "size=0", "size=-1", "size=nan", "size=1.5",
-            "size=abc"),  # fmt: skip
+    *values(
+        "--data-opt", "nonsense", "bogus=1", "size=0", "size=-1", "size=nan", "size=1.5", "size=abc"
+    ),  # fmt: skip
     *case("--dataset", "shd", "--data-dir", "no/such/data", words="shd"),
     # snnkit run: output paths and resumption
     *values("--db", f"{UNWRITABLE}.db", "no/such/dir/r.db", "a-dir", words="--db"),
@@ -76,26 +101,44 @@ CASES = [
     *values("--run-id", "5", "abc", words="--run-id"),
     *case("--resume", words="nothing to resume", base=["run", "--db", "empty.db"]),
     *case("--resume", words="nothing to resume", base=["run", "--db", "none.db"]),
-    *case("--resume", "--run-id", "99", words="no run with id 99", base=["run", "--db", "empty.db"]),
+    *case(
+        "--resume", "--run-id", "99", words="no run with id 99", base=["run", "--db", "empty.db"]
+    ),
     *case("--resume", "--out", "no-checkpoint-here", words="no checkpoint"),
     *case("--no-such-option", words="--no-such-option"),
     *case("extra-argument", words="extra-argument"),
     # snnkit leaderboard show / export / run
-    *values("--db", "none.db", UNWRITABLE, base=["leaderboard", "show"], words="no results database"),
+    *values(
+        "--db", "none.db", UNWRITABLE, base=["leaderboard", "show"], words="no results database"
+    ),
     *values("--min-seeds", "0", "-1", "abc", base=["leaderboard", "show", "--db", "one.db"]),
-    *values("--dataset", "nosuch", "", base=["leaderboard", "show", "--db", "one.db"], words="it holds"),
+    *values(
+        "--dataset", "nosuch", "", base=["leaderboard", "show", "--db", "one.db"], words="it holds"
+    ),
     *values("--grad", "nosuch", base=["leaderboard", "show", "--db", "one.db"], words="it holds"),
     *case(base=["leaderboard", "show", "--db", "empty.db"], words="no completed runs"),
     *case(base=["leaderboard", "export", "b.md", "--db", "empty.db"], words="no completed runs"),
-    *case("b.md", "--format", "bogus", base=["leaderboard", "export", "--db", "one.db"], words="--format"),
+    *case(
+        "b.md",
+        "--format",
+        "bogus",
+        base=["leaderboard", "export", "--db", "one.db"],
+        words="--format",
+    ),
     *case("b.bogus", base=["leaderboard", "export", "--db", "one.db"], words="b.bogus"),
     *case(f"{UNWRITABLE}.md", base=["leaderboard", "export", "--db", "one.db"], words=UNWRITABLE),
     *case("a-dir", base=["leaderboard", "export", "--db", "one.db"], words="a-dir"),
     *case(base=["leaderboard", "export"], words="'out'"),
     *case(base=["leaderboard", "run"], words="--grad"),
     *values("--grad", "nope", base=["leaderboard", "run", "--db", "r.db", "--out", "ck"]),
-    *values("--seeds", "0", "-1", "abc", "100000",
-            base=["leaderboard", "run", "--grad", "bptt", "--db", "r.db", "--out", "ck"]),  # fmt: skip
+    *values(
+        "--seeds",
+        "0",
+        "-1",
+        "abc",
+        "100000",
+        base=["leaderboard", "run", "--grad", "bptt", "--db", "r.db", "--out", "ck"],
+    ),  # fmt: skip
     *[
         p
         for option, bad in (
@@ -109,15 +152,22 @@ CASES = [
             ("--db", (f"{UNWRITABLE}.db", "a-dir")),
         )
         for p in values(
-            option, *bad, base=["leaderboard", "run", "--grad", "bptt", "--db", "r.db", "--out", "ck"]
+            option,
+            *bad,
+            base=["leaderboard", "run", "--grad", "bptt", "--db", "r.db", "--out", "ck"],
         )
     ],
     # snnkit conformance and bench
     *values("--grad", "nope", base=["conformance"]),
     *values("--dtype", "float16", "", base=["conformance", "--grad", "bptt"]),
     *values("--device", "bogus", "tpu", "cuda:x", base=["conformance", "--grad", "bptt"]),
-    *values("--json", f"{UNWRITABLE}.json", "no/such/o.json", "a-dir",
-            base=["conformance", "--grad", "bptt"]),  # fmt: skip
+    *values(
+        "--json",
+        f"{UNWRITABLE}.json",
+        "no/such/o.json",
+        "a-dir",
+        base=["conformance", "--grad", "bptt"],
+    ),  # fmt: skip
     *values("--grad", "nope", base=["bench"]),
     *values("--size", "10,2", "0,1,1", "a,b,c", "-1,2,3", "", base=["bench", "--grad", "bptt"]),
     *values("--part", "bogus", base=["bench", "--grad", "bptt", "--size", "2,1,1"], words="bogus"),

@@ -29,7 +29,9 @@ def test_runs_share_a_store_but_never_a_folder(tmp_path):
     a = start(tmp_path, "--out", "one", "--seed", "1")
     b = start(tmp_path, "--out", "two", "--seed", "2")
     c = start(tmp_path, "--out", "one", "--seed", "1")  # races a for the folder
-    results = {name: (p, *p.communicate(timeout=300)) for name, p in zip("abc", (a, b, c), strict=True)}
+    results = {
+        name: (p, *p.communicate(timeout=300)) for name, p in zip("abc", (a, b, c), strict=True)
+    }
     codes = {name: p.returncode for name, (p, _, _) in results.items()}
     assert codes["b"] == 0, results["b"][2]
     # exactly one of a and c trains in "one"; the other stops with one line, exit 2: the

@@ -278,7 +278,9 @@ def test_cli_board_mistakes_and_empty_stores_agree(db, tmp_path, invoke):
         assert all(w in line for w in words), line
 
     one_line(invoke("leaderboard", "show", "--db", db, "--min-seeds", "-1"), 2, "--min-seeds")
-    one_line(invoke("leaderboard", "show", "--db", db, "--dataset", "nosuch"), 2, "nosuch", "yinyang")
+    one_line(
+        invoke("leaderboard", "show", "--db", db, "--dataset", "nosuch"), 2, "nosuch", "yinyang"
+    )
     one_line(invoke("leaderboard", "show", "--db", db, "--grad", "nosuch"), 2, "nosuch", "exodus")
     bogus = invoke("leaderboard", "export", tmp_path / "b.md", "--db", db, "--format", "bogus")
     one_line(bogus, 2, "--format 'bogus'", "markdown")
