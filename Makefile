@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint
+.PHONY: setup run test test-fast lint gpu-check
 
 setup: $(STAMP)
 
@@ -41,3 +41,11 @@ test-fast: $(EXAMPLE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# On a machine with a CUDA GPU (and CuPy): every -m gpu test, conformance on cuda in fp64
+# and fp32, kernel bandwidth against copy bandwidth, one bench size; writes gpu-check.json.
+# Uses .venv if it exists, else $(PYTHON) (installing snnkit editable, offline). Without a
+# GPU it says so and fails.
+GPU_PYTHON := $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+gpu-check:
+	$(GPU_PYTHON) benchmarks/gpu_check.py --out gpu-check.json

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# first: sets OpenMP's wait policy before anything loads torch's runtime (snnkit.threads)
+from snnkit import threads  # noqa: F401  isort: skip
 from snnkit.errors import SnnkitError
 from snnkit.hookspecs import API_VERSION, hookimpl
 from snnkit.methods import GradientMethod

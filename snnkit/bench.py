@@ -5,7 +5,7 @@ spikes ``[T, B, N]`` and the backward pass of ``(spikes * r).sum()`` for a fixed
 ``r``. Two parts are timed:
 
 ``neuron``
-    the LIF dynamics alone (``layer.dynamics(current, state)``), the input current
+    the LIF neurons alone (the method's neuron module), the input current
     ``[T, B, N]`` given and requiring grad;
 ``linear+lif``
     a whole :class:`~snnkit.nn.SpikingLayer` (``in = out = N``) fed random binary spikes,
@@ -267,16 +267,18 @@ def _snnkit_runner(name: str, cfg: BenchConfig, device, dtype, seed: int) -> _Ru
         notes.append(f"{name} lists devices {', '.join(method.devices)}, not {device.type}")
     torch.manual_seed(seed)
     train = {"train_tau": True, "train_threshold": True} if cfg.trainable else {}
-    layer = method.layer(neuron, cfg.neurons, cfg.neurons, **train, **options)
-    layer = layer.to(device=device, dtype=dtype)
     if cfg.part == "neuron":
+        neurons = method.neuron(neuron, cfg.neurons, **train).to(device=device, dtype=dtype)
         current = _current(cfg, device, dtype, seed).requires_grad_()
 
         def forward() -> torch.Tensor:
-            spikes, _ = layer.dynamics(current, layer.initial_state(current))
-            return spikes
+            neurons.reset_state()
+            return neurons(current)
 
-        return _Runner(forward, [current, *layer.params.parameters()], notes)
+        return _Runner(forward, [current, *neurons.params.parameters()], notes)
+
+    layer = method.layer(neuron, cfg.neurons, cfg.neurons, **train, **options)
+    layer = layer.to(device=device, dtype=dtype)
 
     with torch.no_grad():
         layer.weight.copy_(_linear_weight(cfg, device, dtype, seed))

@@ -10,15 +10,50 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
-from snnkit.errors import SnnkitError
+from snnkit.errors import JobFailed, SnnkitError
 from snnkit.hookspecs import KINDS
+from snnkit.interrupts import stop_on_signals
+from snnkit.paths import writable_dir, writable_file
+
+if TYPE_CHECKING:
+    from snnkit.train import RunConfig
+
+# click's UsageError (a wrong type, an unknown option, a missing value), found without
+# importing click's internals: typer's BadParameter derives from it
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class _Commands(TyperGroup):
+    """Typer's command group, with the usage errors Typer itself finds printed as one line
+    on stderr (``error: ...; see `snnkit run --help```), exit code 2, like snnkit's own."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _UsageError as exc:
+            if type(exc).__name__ != "NoArgsIsHelpError":  # that one has shown the help
+                where = exc.ctx.command_path if exc.ctx is not None else "snnkit"
+                message = " ".join(exc.format_message().split()).rstrip(".")
+                err_console.print(
+                    Text.assemble(("error:", "bold red"), f" {message}; see `{where} --help`"),
+                    soft_wrap=True,
+                )
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err_console.print("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
     name="snnkit",
@@ -26,28 +61,84 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
-console = Console()
-err_console = Console(stderr=True)
+# user text (paths, option values) is never read as markup or emoji codes (':x:')
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 def user_errors(fn):
-    """Turn :class:`SnnkitError` into one red line on stderr and exit code 2."""
+    """Turn :class:`SnnkitError` into one red line on stderr and exit code 2, a
+    :class:`JobFailed` into one line and exit code 1, a signal into one line saying how to
+    continue and exit code 128 + its number."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with stop_on_signals():  # SIGTERM and SIGHUP end a command like Ctrl-C
+                return fn(*args, **kwargs)
         except SnnkitError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
+        except JobFailed as exc:
+            err_console.print(Text.assemble(("failed:", "bold red"), f" {exc}"), soft_wrap=True)
+            raise typer.Exit(1) from None
+        except (MemoryError, RuntimeError) as exc:
+            if not isinstance(exc, MemoryError) and not _out_of_memory(exc):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             err_console.print(
-                "[yellow]interrupted[/]: the last finished epoch is checkpointed; rerun with --resume"
+                Text.assemble(
+                    ("failed:", "bold red"),
+                    f" out of memory ({first}); use a smaller network, batch or dataset",
+                ),
+                soft_wrap=True,
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt as exc:
+            err_console.print(_interrupted(exc), soft_wrap=True)
+            raise typer.Exit(getattr(exc, "exit_code", 130)) from None
 
     return wrapper
+
+
+def _out_of_memory(exc: RuntimeError) -> bool:
+    """torch's allocation failures (CPU and CUDA) are RuntimeErrors, told by their text."""
+    text = str(exc).lower()
+    return "can't allocate memory" in text or "out of memory" in text
+
+
+def _interrupted(exc: KeyboardInterrupt) -> Text:
+    """One line: what stopped, what is kept, how to continue."""
+    line = Text("interrupted", style="yellow")
+    name = getattr(exc, "name", None)
+    if name:
+        line.append(f" by {name}")
+    run_id = getattr(exc, "run_id", None)
+    checkpoint = getattr(exc, "checkpoint", None)
+    if checkpoint is None:
+        return line
+    done = exc.epochs_done
+    recorded = f"run {run_id} recorded as interrupted in {exc.db}" if run_id is not None else ""
+    if not done:
+        line.append(" before the first epoch finished: nothing to resume")
+        return line.append(f" ({recorded})" if recorded else "")
+    line.append(f": {done} finished epoch{'s' * (done != 1)} checkpointed in {checkpoint}")
+    if recorded:
+        line.append(f", {recorded}; continue with: snnkit run --resume --run-id {run_id}")
+        line.append(f" --db {exc.db}" if exc.db != "snnkit-results.db" else "")
+    else:
+        line.append(f"; continue with: snnkit run --resume --out {Path(checkpoint).parent}")
+    return line
+
+
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        help="CPU threads (default: the CPUs this process may use, by affinity and cgroup quota)."
+    ),
+]
 
 
 def _registry():
@@ -58,10 +149,11 @@ def _registry():
     registry = get_registry()
     for p in registry.failures:
         err_console.print(
-            f"[yellow]warning:[/] plugin '{escape(p.name)}' ({escape(p.distribution)} "
-            f"{escape(p.version)}) failed to load: {escape(p.error)}; "
-            "`snnkit plugins` shows details",
-            highlight=False,
+            Text.assemble(
+                ("warning:", "yellow"),
+                f" plugin '{p.name}' ({p.distribution} {p.version}) failed to load: {p.error};"
+                " `snnkit plugins` shows details",
+            ),
             soft_wrap=True,
         )
     return registry
@@ -85,6 +177,7 @@ def _parse_options(pairs: list[str] | None, what: str) -> dict:
 @app.command()
 @user_errors
 def run(
+    ctx: typer.Context,
     neuron: Annotated[str, typer.Option(help="Neuron model (see `snnkit plugins`).")] = "lif",
     grad: Annotated[
         str | None,
@@ -95,6 +188,13 @@ def run(
     dataset: Annotated[str, typer.Option(help="Task (see `snnkit datasets`).")] = "yinyang",
     hidden: Annotated[
         str | None, typer.Option(help="Hidden layer sizes, e.g. 120 or 200-200.")
+    ] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="Layers, e.g. 16c5-a2-32c3-a2-128-10 (conv, pool, dense; the last is the "
+            "output), or a .toml file; see docs/guide.md. Replaces --hidden."
+        ),
     ] = None,
     recurrent: Annotated[bool, typer.Option(help="Recurrent hidden layers.")] = False,
     surrogate: Annotated[str | None, typer.Option(help="Surrogate derivative.")] = None,
@@ -156,24 +256,39 @@ def run(
     ),
     out: Annotated[
         Path | None,
-        typer.Option(help="Checkpoint directory (default runs/<task>-<method>-<neuron>-seed<N>)."),
+        typer.Option(
+            help="Checkpoint directory (default runs/<task>-<method>-<neuron>-<setting>-seed<N>)."
+        ),
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue an interrupted run with its settings: the most recent one in --db, "
+            "or --run-id, or the checkpoint in --out."
+        ),
+    ] = False,
+    run_id: Annotated[
+        int | None, typer.Option("--run-id", help="With --resume: the run of --db to continue.")
+    ] = None,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write the final metrics as JSON here.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train a network and record the run (defaults: a small network on Yin-Yang)."""
+    from snnkit.threads import use_threads
     from snnkit.train import RunConfig
     from snnkit.train import run as train_run
 
+    use_threads(threads)
     registry = _registry()
-    config = RunConfig(
+    options = dict(
         dataset=dataset,
-        grad=grad or default_method(registry),
+        grad=grad if grad is not None else default_method(registry),
         neuron=neuron,
         hidden=hidden,
+        arch=arch,
         recurrent=recurrent,
         surrogate=surrogate,
         loss=loss,
@@ -193,17 +308,105 @@ def run(
         dataset_options=_parse_options(data_opt, "--data-opt"),
         data_dir=str(data_dir) if data_dir is not None else None,
     )
-    if json_file is not None and not json_file.parent.exists():
-        raise SnnkitError(f"--json {json_file}: directory {json_file.parent} does not exist")
+    given = {name for name in _SETTING_PARAMS if _on_command_line(ctx, name)}
+    if run_id is not None and not resume:
+        raise SnnkitError(f"--run-id {run_id} names a run to continue; add --resume")
+    if resume:
+        explicit_out = out if _on_command_line(ctx, "out") else None
+        out = _resume_folder(db, explicit_out, run_id, given, options)
+        config = _resumed_config(out, options, given)
+    else:
+        config = RunConfig(**options)
+    if json_file is not None:
+        writable_file(json_file, "--json")
     result = train_run(
         config, db=db, out=out, resume=resume, progress=progress, console=console, registry=registry
     )
     summary = result.summary()
-    _print_result(summary)
+    _print_result(summary, registry)
     if json_file is not None:
         tmp = json_file.with_suffix(json_file.suffix + ".tmp")
         tmp.write_text(json.dumps(summary, indent=2))
         tmp.replace(json_file)
+    console.print(
+        Text(
+            f"recorded as run {result.run_id} in {db}; checkpoint {result.checkpoint}"
+            + (f"; metrics in {json_file}" if json_file is not None else "")
+        )
+    )
+
+
+# the options of `snnkit run` that choose what is trained (all but where things are
+# written and how the run is shown); with --resume, given ones must match the checkpoint
+_SETTING_PARAMS = (
+    "neuron", "grad", "dataset", "hidden", "arch", "recurrent", "surrogate", "loss", "epochs",
+    "batch_size", "lr", "lr_threshold", "clip_grad", "schedule", "seed", "device", "dtype",
+    "dt", "readout", "neuron_opt", "layer_opt", "data_opt", "data_dir",
+)  # fmt: skip
+_OPTION_FIELDS = {"neuron_opt": "neuron_options", "layer_opt": "layer_options",
+                  "data_opt": "dataset_options"}  # fmt: skip
+
+
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _resume_folder(db: Path, out: Path | None, run_id: int | None, given, options) -> Path:
+    """The checkpoint folder --resume continues: --run-id's, --out, the default folder of
+    the given options (the old way: every option repeated), or the most recent
+    interrupted run's in --db."""
+    from snnkit.results import ResultsStore
+    from snnkit.train import RunConfig, default_out_dir, resolve
+
+    if run_id is None and out is not None:
+        return out
+    if run_id is None and set(given) - {"epochs"}:
+        return default_out_dir(resolve(RunConfig(**options)))
+    if not db.exists():
+        raise SnnkitError(f"nothing to resume: no results database at {db}; pass --db")
+    with ResultsStore(db) as store:
+        if run_id is not None:
+            record = store.get(run_id)
+            if record.state == "running":
+                raise SnnkitError(
+                    f"run {run_id} is still running (pid {record.pid} on {record.host}); "
+                    "wait for it or stop it first"
+                )
+        else:
+            candidates = [
+                r for r in store.resumable() if r.checkpoint and Path(r.checkpoint).is_file()
+            ]
+            if not candidates:
+                raise SnnkitError(
+                    f"nothing to resume in {db}: no interrupted run with a checkpoint; "
+                    "start one with `snnkit run`"
+                )
+            record = candidates[0]
+    if not record.checkpoint:
+        raise SnnkitError(
+            f"run {record.id} has no recorded checkpoint (an older snnkit recorded it); "
+            "resume it with --out and its original options"
+        )
+    folder = Path(record.checkpoint).parent
+    if out is not None and out.resolve() != folder.resolve():
+        raise SnnkitError(f"run {record.id} checkpoints to {folder}, not --out {out}; drop --out")
+    return folder
+
+
+def _resumed_config(out: Path, options: dict, given) -> RunConfig:
+    """The checkpoint's settings, with the options given on the command line on top (the
+    checkpoint refuses those that differ, but for --epochs: a run may be extended)."""
+    from snnkit.train import CHECKPOINT, saved_config
+
+    config = saved_config(out / CHECKPOINT)
+    for name in given:
+        field_name = _OPTION_FIELDS.get(name, name)
+        value = options[field_name]
+        if name in _OPTION_FIELDS:
+            value = {**getattr(config, field_name), **value}
+        setattr(config, field_name, value)
+    return config
 
 
 def default_method(registry) -> str:
@@ -211,18 +414,19 @@ def default_method(registry) -> str:
     return registry.default_gradient()
 
 
-def _print_result(s: dict) -> None:
+def _print_result(s: dict, registry) -> None:
     cfg = s["config"]
     table = Table(
-        title=f"{s['dataset']} · {s['method']} · {s['neuron']} · seed {s['seed']}",
+        title=Text(f"{s['dataset']} · {s['method']} · {s['neuron']} · seed {s['seed']}"),
         show_header=False,
     )
     table.add_column(style="bold")
     table.add_column()
-    table.add_row(
-        "network",
-        f"hidden {cfg['hidden']}{' recurrent' if cfg['recurrent'] else ''}, loss {cfg['loss']}, surrogate {cfg['surrogate']}",
-    )
+    shape = f"arch {cfg['arch']}" if cfg.get("arch") else f"hidden {cfg['hidden']}"
+    network = f"{shape}{' recurrent' if cfg['recurrent'] else ''}, loss {cfg['loss']}"
+    if registry.gradient(s["method"]).representation != "events":  # event methods have none
+        network += f", surrogate {cfg['surrogate']}"
+    table.add_row("network", Text(network))
     table.add_row("epochs", str(s["epochs"]))
     table.add_row("test accuracy", f"{s['test_accuracy']:.2%}")
     table.add_row("validation accuracy", f"{s['validation_accuracy']:.2%}")
@@ -231,20 +435,26 @@ def _print_result(s: dict) -> None:
         f"{s['test_accuracy_at_best_validation']:.2%} (epoch {s['best_validation_epoch']})",
     )
     table.add_row("train accuracy", f"{s['train_accuracy']:.2%}")
-    table.add_row("seconds / epoch", f"{s['seconds_per_epoch']:.2f}")
+    table.add_row("seconds / epoch", f"{s['seconds_per_epoch']:.2f} ({s['threads']} CPU threads)")
     table.add_row("peak memory", f"{s['peak_memory_mb']:.0f} MB")
     table.add_row("spike rate / layer", ", ".join(f"{r:.3f}" for r in s["spike_rate"]))
     table.add_row("dead neurons / layer", ", ".join(f"{d:.1%}" for d in s["dead_fraction"]))
     if s.get("skipped_steps"):
         table.add_row("skipped steps", f"{s['skipped_steps']} (non-finite gradient)")
     if s.get("threshold"):
-        table.add_row(
-            "thresholds / layer",
+        thresholds = Text(
             ", ".join(
                 f"{t['mean']:.3f} ± {t['std']:.3f} [{t['min']:.3f}, {t['max']:.3f}]"
                 for t in s["threshold"]
-            ),
+            )
         )
+        if min(t["min"] for t in s["threshold"]) <= 0:  # training does not constrain them
+            thresholds.append(
+                " (≤ 0: such neurons fire at every step; bound them, e.g. rouser's "
+                "--layer-opt th_min=0.1)",
+                style="yellow",
+            )
+        table.add_row("thresholds / layer", thresholds)
     table.add_row("run id", str(s["run_id"]))
     console.print(table)
 
@@ -255,26 +465,22 @@ def plugins() -> None:
     """List installed plugins (where from, hooks, failures) and everything they register."""
     registry = _registry()
     console.print(_plugins_table(registry))
-    console.print("[bold]loaded from[/]", highlight=False)
+    console.print(Text("loaded from", style="bold"))
     for p in registry.plugins:  # whole paths, one line each: never cut or folded
-        console.print(
-            f"  {escape(p.name)} ({escape(p.module)}): {escape(p.location)}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        console.print(Text(f"  {p.name} ({p.module}): {p.location}"), soft_wrap=True)
     console.print(_registrations_table(registry))
     for p in registry.failures:
         console.print(
-            f"[red]failed[/] plugin '{escape(p.name)}' ({escape(p.distribution)} "
-            f"{escape(p.version)}, {escape(p.module)}): {escape(p.error)}",
-            highlight=False,
+            Text.assemble(
+                ("failed", "red"),
+                f" plugin '{p.name}' ({p.distribution} {p.version}, {p.module}): {p.error}",
+            ),
             soft_wrap=True,
         )
     for (kind, name), entries in registry.clashes.items():
-        dists = ", ".join(escape(e.plugin.distribution) for e in entries)
+        dists = ", ".join(e.plugin.distribution for e in entries)
         console.print(
-            f"[red]clash[/] {kind} '{escape(name)}' registered by {dists}",
-            highlight=False,
+            Text.assemble(("clash", "red"), f" {kind} '{name}' registered by {dists}"),
             soft_wrap=True,
         )
 
@@ -295,14 +501,9 @@ def _plugins_table(registry) -> Table:
             for kind, hook in KINDS.items()
             if hook in p.hooks
         ]
-        status = "[green]ok[/]" if p.error is None else "[red]failed[/]"
-        table.add_row(
-            escape(p.name),
-            escape(p.distribution),
-            escape(p.version),
-            ", ".join(hooks) or "—",
-            status,
-        )
+        status = Text("ok", style="green") if p.error is None else Text("failed", style="red")
+        cells = (p.name, p.distribution, p.version, ", ".join(hooks) or "—")
+        table.add_row(*(Text(c) for c in cells), status)
     return table
 
 
@@ -325,11 +526,12 @@ def _registrations_table(registry) -> Table:
             if kind == "gradient":
                 rep = entry.obj.representation
                 supported = ", ".join(k for k, n in neurons.items() if _supports(entry.obj, n))
-            name = escape(entry.name)
+            label = Text(entry.name)
             if (kind, entry.name) in registry.clashes:
-                name = f"[red]{name} (clash)[/]"
+                label = Text(f"{entry.name} (clash)", style="red")
             version = getattr(entry.obj, "version", "") if kind == "gradient" else ""
-            table.add_row(name, kind, escape(entry.plugin.name), escape(version), rep, supported)
+            cells = (kind, entry.plugin.name, str(version), rep, supported)
+            table.add_row(label, *(Text(c) for c in cells))
     return table
 
 
@@ -366,17 +568,18 @@ def datasets(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
         spec = entry.obj
         if getattr(spec, "status", None) is not None:
             text = spec.status(data_dir)
-            status = f"[green]{text}[/]" if text.startswith("present") else f"[yellow]{text}[/]"
+            status = Text(text, style="green" if text.startswith("present") else "yellow")
         else:
-            status = "[green]ready[/]" if spec.available() else "[yellow]missing[/]"
+            ready = spec.available()
+            status = Text("ready" if ready else "missing", style="green" if ready else "yellow")
         table.add_row(
-            name,
-            spec.source,
+            Text(name),
+            Text(spec.source),
             str(len(spec.classes)),
             str(spec.num_inputs),
             f"{spec.duration:g}",
             status,
-            spec.summary,
+            Text(spec.summary),
         )
     console.print(table)
 
@@ -392,7 +595,7 @@ def datasets_download(
     if getattr(spec, "download", None) is None:
         raise SnnkitError(f"dataset '{name}' is generated locally; there is nothing to download")
     spec.download(data_dir)
-    console.print(f"{name}: {spec.status(data_dir)}", highlight=False)
+    console.print(Text(f"{name}: {spec.status(data_dir)}"))
 
 
 leaderboard_app = typer.Typer(
@@ -406,10 +609,15 @@ GradsOption = Annotated[
     list[str] | None, typer.Option("--grad", help="Only these methods (repeatable).")
 ]
 TaskOption = Annotated[str | None, typer.Option("--dataset", help="Only this task.")]
-MinRunsOption = Annotated[int, typer.Option(help="Hide entries with fewer completed runs.")]
+MinSeedsOption = Annotated[
+    int,
+    typer.Option("--min-seeds", "--min-runs", help="Hide entries with fewer seeds."),
+]
 
 
-def _board(db: Path, dataset: str | None, grad: list[str] | None, min_runs: int):
+def _board(db: Path, dataset: str | None, grad: list[str] | None, min_seeds: int):
+    """The entries to show, and the store's unfinished runs (running or stale) among them;
+    an empty board is an error (exit 2), for `show` as for `export`."""
     from snnkit.leaderboard import entries
     from snnkit.results import ResultsStore
 
@@ -419,18 +627,50 @@ def _board(db: Path, dataset: str | None, grad: list[str] | None, min_runs: int)
             "or pass --db"
         )
     with ResultsStore(db) as store:
-        return entries(store, dataset=dataset, methods=grad, min_runs=min_runs)
+        board = entries(store, dataset=dataset, methods=grad, min_seeds=min_seeds)
+        everything = store.runs(status=None)
+    if dataset is not None and all(r.dataset != dataset for r in everything):
+        known = ", ".join(sorted({r.dataset for r in everything})) or "none"
+        raise SnnkitError(f"no runs of dataset {dataset!r} in {db}; it holds: {known}")
+    if grad and not {r.method for r in everything} & set(grad):
+        known = ", ".join(sorted({r.method for r in everything})) or "none"
+        raise SnnkitError(f"no runs of --grad {', '.join(grad)} in {db}; it holds: {known}")
+    if not board:
+        raise SnnkitError(
+            f"no completed runs in {db} match (need {min_seeds} seed(s) per entry); train "
+            "some with `snnkit run` or `snnkit leaderboard run`"
+        )
+    unfinished = [
+        r
+        for r in everything
+        if r.status == "running"
+        and (dataset is None or r.dataset == dataset)
+        and (not grad or r.method in grad)
+    ]
+    return board, unfinished
 
 
-def _print_board(board, db: Path) -> None:
+def _print_board(board, unfinished, db: Path) -> None:
     from snnkit.leaderboard import HEADERS, cells
 
-    table = Table(title=f"snnkit leaderboard · {db}")
+    table = Table(title=Text(f"snnkit leaderboard · {db}"))
     for header in HEADERS:
         table.add_column(header, justify="right" if header in ("#", "s / epoch") else "left")
     for entry in board:
-        table.add_row(*cells(entry))
-    console.print(table if board else "no completed runs match", highlight=False)
+        table.add_row(*(Text(c) for c in cells(entry)))
+    console.print(table)
+    states = Counter(r.state for r in unfinished)
+    if states["running"]:
+        console.print(f"{states['running']} run(s) still training (not ranked yet)")
+    stale = [r.id for r in unfinished if r.state == "stale"]
+    if stale:
+        console.print(
+            Text(
+                f"{len(stale)} run(s) whose process died (stale, not ranked): "
+                f"{', '.join(map(str, stale))}; continue one with "
+                f"`snnkit run --resume --run-id ID --db {db}`"
+            )
+        )
 
 
 @leaderboard_app.command("show")
@@ -439,10 +679,10 @@ def leaderboard_show(
     db: DbOption = Path("snnkit-results.db"),
     dataset: TaskOption = None,
     grad: GradsOption = None,
-    min_runs: MinRunsOption = 1,
+    min_seeds: MinSeedsOption = 1,
 ) -> None:
     """The leaderboard as a table: one entry per task, method, neuron and setting."""
-    _print_board(_board(db, dataset, grad, min_runs), db)
+    _print_board(*_board(db, dataset, grad, min_seeds), db)
 
 
 @leaderboard_app.command("export")
@@ -456,14 +696,16 @@ def leaderboard_export(
     db: DbOption = Path("snnkit-results.db"),
     dataset: TaskOption = None,
     grad: GradsOption = None,
-    min_runs: MinRunsOption = 1,
+    min_seeds: MinSeedsOption = 1,
 ) -> None:
     """Write the leaderboard as Markdown, CSV, HTML, JSON or a PNG plot."""
-    from snnkit.leaderboard import write
+    from snnkit.leaderboard import check_format, write
 
-    board = _board(db, dataset, grad, min_runs)
+    check_format(out, fmt)
+    writable_file(out, "leaderboard export")
+    board, _ = _board(db, dataset, grad, min_seeds)
     written = write(board, out, fmt)
-    console.print(f"wrote {out} ({written}, {len(board)} entries)", highlight=False)
+    console.print(Text(f"wrote {out} ({written}, {len(board)} entries)"))
 
 
 @leaderboard_app.command("run")
@@ -482,14 +724,19 @@ def leaderboard_run(
     db: DbOption = Path("snnkit-results.db"),
     out: Annotated[Path, typer.Option(help="Checkpoint root.")] = Path("runs/leaderboard"),
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train every (method, seed) the database lacks for these settings (resuming interrupted
     ones), then show the task's leaderboard. Rerun it after an interruption: nothing is lost."""
     from snnkit.leaderboard import fill
+    from snnkit.threads import use_threads
     from snnkit.train import RunConfig
 
-    if seeds < 1:
-        raise SnnkitError(f"--seeds must be >= 1, got {seeds}")
+    use_threads(threads)
+    if not 1 <= seeds <= 1000:
+        raise SnnkitError(f"--seeds must be between 1 and 1000, got {seeds}")
+    writable_dir(out, "--out")
+    writable_file(db, "--db")
     configs = [
         RunConfig(
             dataset=dataset,
@@ -511,7 +758,7 @@ def leaderboard_run(
         f"{counts['recorded']} already recorded",
         highlight=False,
     )
-    _print_board(_board(db, dataset, grad, 1), db)
+    _print_board(*_board(db, dataset, grad, 1), db)
 
 
 @app.command()
@@ -534,6 +781,7 @@ def conformance(
     from rich.progress import Progress
 
     from snnkit.conformance import exact_event_methods, iter_cases, plan
+    from snnkit.train import check_device
 
     registry = _registry()
     methods = [registry.gradient(name) for name in (grad or registry.available("gradient"))]
@@ -543,15 +791,9 @@ def conformance(
     for d in dtypes:
         if d not in ("float64", "float32"):
             raise SnnkitError(f"--dtype must be float64 or float32, got {d!r}")
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise SnnkitError(
-                f"--device {device}: no CUDA device is available here; use --device cpu"
-            )
-    if json_file is not None and not json_file.parent.exists():
-        raise SnnkitError(f"--json {json_file}: directory {json_file.parent} does not exist")
+    check_device(device)
+    if json_file is not None:
+        writable_file(json_file, "--json")
     results = []
     total = sum(len(plan(m, dtypes, peers)) for m in methods)
     with Progress(console=err_console, transient=True) as bar:
@@ -564,11 +806,9 @@ def conformance(
         console.print(_conformance_table(method, [r for r in results if r.method == method.name]))
     for r in results:
         if r.status != "passed":  # why a case was skipped, failed or crashed, in full
+            line = Text(r.status, style=STATUS_STYLES[r.status])
             console.print(
-                f"[{STATUS_STYLES[r.status]}]{r.status}[/] {r.method} / {escape(r.case)} / {r.dtype}: "
-                f"{escape(r.detail)}",
-                highlight=False,
-                soft_wrap=True,
+                line.append(f" {r.method} / {r.case} / {r.dtype}: {r.detail}"), soft_wrap=True
             )
     failed = [r for r in results if r.counts_as_failure]
     passed = not failed and not unchecked
@@ -584,7 +824,7 @@ def conformance(
     }
     console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
     for reason in unchecked:
-        console.print(f"[bold red]not checked[/] {escape(reason)}", highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("not checked", "bold red"), f" {reason}"), soft_wrap=True)
     if not passed:
         raise typer.Exit(1)
 
@@ -609,7 +849,8 @@ def _unchecked(registry) -> list[str]:
 def _conformance_table(method, results) -> Table:
     """One method's cases; the columns fit 120 characters without cutting a value."""
     kind = "exact" if method.exact else f"approximate: {method.approximation}"
-    table = Table(title=f"{method.name} · oracle {method.oracle} · {kind}", title_justify="left")
+    title = Text(f"{method.name} · oracle {method.oracle} · {kind}")
+    table = Table(title=title, title_justify="left")
     table.add_column("case", overflow="fold")
     table.add_column("dtype", no_wrap=True)
     for col in ("max rel err", "cosine", "tolerance"):
@@ -618,14 +859,8 @@ def _conformance_table(method, results) -> Table:
     for r in results:
         err = f"{r.max_rel_err:.1e}" if r.max_rel_err == r.max_rel_err else "—"
         cos = f"{r.cosine:.9f}" if r.cosine == r.cosine else "—"
-        table.add_row(
-            escape(r.case),
-            r.dtype,
-            err,
-            cos,
-            f"{r.tolerance:.0e}",
-            f"[{STATUS_STYLES[r.status]}]{r.status}[/]",
-        )
+        status = Text(r.status, style=STATUS_STYLES[r.status])
+        table.add_row(Text(r.case), r.dtype, err, cos, f"{r.tolerance:.0e}", status)
     return table
 
 
@@ -655,7 +890,7 @@ def bench(
 ) -> None:
     """Time forward+backward and saved memory of methods against BPTT, in one run."""
     from snnkit.bench import DEFAULT_SIZES, PARTS, BenchConfig, results_table, run_bench, to_json
-    from snnkit.train import DTYPES
+    from snnkit.train import DTYPES, check_device
 
     registry = _registry()
     methods = grad or [
@@ -665,26 +900,26 @@ def bench(
         registry.gradient(name)  # unknown names: one clear line
     if dtype not in DTYPES:
         raise SnnkitError(f"--dtype must be float32 or float64, got {dtype!r}")
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise SnnkitError(
-                f"--device {device}: no CUDA device is available here; use --device cpu"
-            )
+    check_device(device)
+    if repeats < 1:
+        raise SnnkitError(f"--repeats must be >= 1, got {repeats}")
+    if timeout is not None and not timeout > 0:  # NaN fails too
+        raise SnnkitError(f"--timeout must be a positive number of seconds, got {timeout}")
     sizes = []
     for text in size or []:
         try:
             t, b, n = (int(x) for x in text.split(","))
         except ValueError:
+            t = b = n = 0
+        if min(t, b, n) < 1:
             raise SnnkitError(
-                f"--size {text!r} is not T,B,N (three integers), e.g. 100,32,256"
-            ) from None
+                f"--size {text!r} is not T,B,N (three positive integers), e.g. 100,32,256"
+            )
         sizes.append((t, b, n))
     parts = part or list(PARTS)
     configs = [BenchConfig(t, b, n, p) for t, b, n in (sizes or DEFAULT_SIZES) for p in parts]
-    if json_file is not None and not json_file.parent.exists():
-        raise SnnkitError(f"--json {json_file}: directory {json_file.parent} does not exist")
+    if json_file is not None:
+        writable_file(json_file, "--json")
     with err_console.status("benchmarking") as status:
         results = run_bench(
             methods,

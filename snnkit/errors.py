@@ -1,4 +1,5 @@
-"""The one exception type for user mistakes: the CLI prints it as a single line."""
+"""Two exception types the CLI prints as a single line: a user mistake (exit code 2) and a
+job that failed for a reason outside the user's options (exit code 1)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ class SnnkitError(ValueError):
     The message says what is wrong, why, and what to do; the CLI shows it without a
     traceback and exits with code 2.
     """
+
+
+class JobFailed(RuntimeError):
+    """A job that could not be done although the options were right (the network is
+    unreachable, a download broke off). The message says what failed and what to try; the
+    CLI shows it without a traceback and exits with code 1."""
 
 
 def check(condition: bool, message: str) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import pluggy
 
 PROJECT = "snnkit"
-API_VERSION = "1.0"
+API_VERSION = "2.0"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)

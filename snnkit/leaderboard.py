@@ -2,9 +2,11 @@
 
 Runs are grouped by task, method, neuron and *setting* (every resolved training option
 except the seed, the device and where data and checkpoints live), so a 1-epoch smoke test
-never averages with a 30-epoch run. Each entry names only the options that tell it apart
-from the other entries of its task. Renderers: rich table, Markdown, CSV, HTML, JSON and a
-PNG plot (matplotlib, ``pip install 'snnkit[plot]'``).
+never averages with a 30-epoch run. Within an entry every metric is aggregated over seeds
+(:func:`snnkit.results.over_seeds`): a seed's runs are averaged first, so a seed trained
+twice weighs once; one seed has no standard deviation. Each entry names only the options
+that tell it apart from the other entries of its task. Renderers: rich table, Markdown,
+CSV, HTML, JSON and a PNG plot (matplotlib, ``pip install 'snnkit[plot]'``).
 """
 
 from __future__ import annotations
@@ -14,20 +16,22 @@ import hashlib
 import html
 import io
 import json
-import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from snnkit.errors import SnnkitError
-from snnkit.results import ResultsStore, RunRecord, _plain
+from snnkit.results import ResultsStore, RunRecord, SeedStats, _plain, over_seeds
 
 __all__ = [
     "Entry",
     "FORMATS",
+    "SeedStats",
+    "check_format",
     "entries",
     "fill",
+    "over_seeds",
     "render",
     "setting_key",
     "setting_of",
@@ -71,28 +75,26 @@ class Entry:
     def seeds(self) -> list[int]:
         return sorted({r.seed for r in self.runs})
 
-    def _values(self, name: str) -> list[float]:
-        return [v for r in self.runs if (v := getattr(r, name)) is not None]
+    def stats(self, metric: str) -> SeedStats:
+        """``metric`` over this entry's seeds (a record field or a key of its summary)."""
+        return over_seeds(self.runs, metric)
 
     @property
     def accuracy_mean(self) -> float | None:
-        values = self._values("test_accuracy")
-        return statistics.fmean(values) if values else None
+        return self.stats("test_accuracy").mean
 
     @property
     def accuracy_std(self) -> float | None:
-        values = self._values("test_accuracy")
-        return statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
+        """Sample standard deviation over seeds; None for a single seed."""
+        return self.stats("test_accuracy").std
 
     @property
     def seconds_per_epoch(self) -> float | None:
-        values = self._values("seconds_per_epoch")
-        return statistics.fmean(values) if values else None
+        return self.stats("seconds_per_epoch").mean
 
     @property
     def peak_memory_mb(self) -> float | None:
-        values = self._values("peak_memory_mb")
-        return max(values) if values else None
+        return self.stats("peak_memory_mb").max
 
     def row(self) -> dict[str, Any]:
         """Plain values, for CSV and JSON."""
@@ -132,9 +134,12 @@ def entries(
     *,
     dataset: str | None = None,
     methods: Iterable[str] | None = None,
-    min_runs: int = 1,
+    min_seeds: int = 1,
 ) -> list[Entry]:
-    """The leaderboard: entries sorted by task, then by mean test accuracy (best first)."""
+    """The leaderboard: entries sorted by task, then by mean test accuracy (best first);
+    entries with fewer than ``min_seeds`` seeds are left out."""
+    if min_seeds < 1:
+        raise SnnkitError(f"--min-seeds must be >= 1, got {min_seeds}")
     wanted = set(methods) if methods else None
     groups: dict[tuple[str, str, str, str], Entry] = {}
     for record in store.runs(dataset=dataset, status="completed"):
@@ -144,7 +149,7 @@ def entries(
         if key not in groups:
             groups[key] = Entry(*key, runs=[], options=setting_of(record.config))
         groups[key].runs.append(record)
-    board = [e for e in groups.values() if len(e.runs) >= min_runs]
+    board = [e for e in groups.values() if len(e.seeds) >= min_seeds]
     board.sort(
         key=lambda e: (e.dataset, e.accuracy_mean is None, -(e.accuracy_mean or 0.0), e.method)
     )
@@ -157,7 +162,10 @@ def entries(
 
 
 def _percent(mean: float | None, std: float | None) -> str:
-    return "—" if mean is None else f"{100 * mean:.2f} ± {100 * (std or 0.0):.2f} %"
+    """``97.50 ± 0.50 %``; ``97.50 ± — %`` for one seed (no spread to show)."""
+    if mean is None:
+        return "—"
+    return f"{100 * mean:.2f} ± {'—' if std is None else f'{100 * std:.2f}'} %"
 
 
 def _number(value: float | None, digits: int) -> str:
@@ -241,15 +249,26 @@ def _plot(board: list[Entry], path: Path) -> None:
     plt.close(fig)
 
 
-def write(board: list[Entry], path: Path, fmt: str | None = None) -> str:
-    """Write the leaderboard to ``path`` (format from ``fmt`` or the suffix); returns the format."""
-    fmt = fmt or _SUFFIXES.get(path.suffix.lower())
-    if fmt not in FORMATS:
+def check_format(path: Path, fmt: str | None = None) -> str:
+    """The format to write ``path`` in: ``fmt`` if given (checked), else from the suffix."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise SnnkitError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+        return fmt
+    fmt = _SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
         raise SnnkitError(
             f"cannot tell the format of {path}; use a suffix ({', '.join(_SUFFIXES)}) or --format"
         )
-    if not path.parent.exists():
-        raise SnnkitError(f"{path}: directory {path.parent} does not exist")
+    return fmt
+
+
+def write(board: list[Entry], path: Path, fmt: str | None = None) -> str:
+    """Write the leaderboard to ``path`` (format from ``fmt`` or the suffix); returns the format."""
+    from snnkit.paths import writable_file
+
+    fmt = check_format(path, fmt)
+    writable_file(path, "leaderboard export")
     if not board:
         raise SnnkitError("no completed runs to rank; train some with `snnkit leaderboard run`")
     tmp = path.with_name(path.name + ".tmp")
@@ -285,13 +304,15 @@ def fill(
     done = []
     for config in resolved:
         key = setting_key(asdict(config))
-        with ResultsStore(db) as store:
-            recorded = any(
-                r.seed == config.seed and setting_key(r.config) == key
-                for r in store.runs(
-                    dataset=config.dataset, method=config.grad, neuron=config.neuron
+        recorded = False
+        if Path(db).exists():  # else the first run creates it
+            with ResultsStore(db) as store:
+                recorded = any(
+                    r.seed == config.seed and setting_key(r.config) == key
+                    for r in store.runs(
+                        dataset=config.dataset, method=config.grad, neuron=config.neuron
+                    )
                 )
-            )
         if recorded:
             done.append((config, "recorded"))
             continue

@@ -8,12 +8,12 @@ and register an instance through ``snnkit_register_gradients``.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from snnkit.errors import SnnkitError
-from snnkit.neurons import LI, NeuronSpec
+from snnkit.neurons import LI, NeuronSpec, own_kind
 
 if TYPE_CHECKING:
     from torch import nn
@@ -27,12 +27,17 @@ ORACLES: tuple[str, ...] = ("bptt", "bptt-detached-reset", "exact-events")
 
 
 class GradientMethod(ABC):
-    """A way to compute gradients through spiking layers.
+    """A way to compute gradients through spiking neurons.
 
-    Class attributes describe the method; ``layer`` builds a hidden spiking layer
-    (``forward(x[T,B,in]) -> spikes[T,B,out]``, state kept on the module, see
-    :class:`snnkit.nn.SpikingLayer`). ``network`` assembles a whole model and may be
-    overridden by methods that do not fit the raster layer stack (event methods).
+    Class attributes describe the method. A raster method provides :meth:`neuron`, a
+    population of spiking neurons mapping input current ``[T, B, *features]`` to spikes of
+    the same shape (a :class:`snnkit.nn.SpikingNeuron`); the core builds :meth:`layer`
+    (Dense synapses + neurons) and :meth:`network` from it, and a method overrides them
+    only to fuse work (EXODUS's ``save=input`` layer) or when it does not fit the raster
+    stack (event methods override :meth:`network`).
+
+    ``neurons`` lists the neuron kinds the method implements. Support is decided by kind,
+    never by ``isinstance``: a subclass of LIF is not LIF unless the method says so.
     """
 
     name: ClassVar[str]
@@ -49,22 +54,20 @@ class GradientMethod(ABC):
     # field names, e.g. {"surrogate": "..."}); they override the dataset's recipe
     run_defaults: ClassVar[Mapping[str, Any]] = {}
 
-    @abstractmethod
     def supports(self, neuron: NeuronSpec) -> str | None:
-        """None if ``neuron`` is supported, else the reason it is not (shown to users)."""
+        """None if ``neuron`` is supported, else the reason it is not (shown to users).
 
-    @abstractmethod
-    def layer(
-        self,
-        neuron: NeuronSpec,
-        in_features: int,
-        out_features: int,
-        *,
-        recurrent: bool = False,
-        surrogate: Surrogate | None = None,
-        **options,
-    ) -> nn.Module:
-        """A hidden layer: synapses ``in_features -> out_features`` and spiking neurons."""
+        The default accepts exactly the kinds in ``neurons``; override it to add
+        conditions (and call this first)."""
+        kind = own_kind(neuron)
+        if kind is None:
+            return (
+                f"{type(neuron).__name__} does not declare its own kind (a subclass of "
+                f"'{neuron.kind}' may change its dynamics); give it a kind and register it"
+            )
+        if kind not in self.neurons:
+            return f"{self.name} implements {', '.join(self.neurons)} neurons, not '{kind}'"
+        return None
 
     def check(self, neuron: NeuronSpec) -> None:
         """Raise :class:`SnnkitError` if this method cannot simulate ``neuron``."""
@@ -73,6 +76,51 @@ class GradientMethod(ABC):
             raise SnnkitError(
                 f"--grad {self.name} does not support --neuron {neuron.kind}: {reason}"
             )
+
+    def neuron(
+        self,
+        spec: NeuronSpec,
+        shape: int | tuple[int, ...] | None = None,
+        *,
+        surrogate: Surrogate | None = None,
+        recurrent: bool = False,
+        **options,
+    ) -> nn.Module:
+        """A population of ``spec`` neurons of feature ``shape`` (None: from the first call):
+        current ``[T, B, *shape]`` -> spikes, state carried between calls."""
+        raise SnnkitError(
+            f"--grad {self.name} provides no neuron module ({self.representation} method); "
+            "it builds whole networks only"
+        )
+
+    def layer(
+        self,
+        neuron: NeuronSpec,
+        in_features: int,
+        out_features: int,
+        *,
+        recurrent: bool = False,
+        surrogate: Surrogate | None = None,
+        weight_gain: float = 1.0,
+        bias: bool = False,
+        **options,
+    ) -> nn.Module:
+        """A hidden layer: Dense synapses ``in_features -> out_features`` (weights ~
+        N(0, (weight_gain * threshold)^2 / in_features)) feeding :meth:`neuron`."""
+        from snnkit.nn import SpikingLayer
+
+        self.check(neuron)
+        return SpikingLayer.of(
+            self,
+            neuron,
+            in_features,
+            out_features,
+            weight_gain=weight_gain,
+            bias=bias,
+            recurrent=recurrent,
+            surrogate=surrogate,
+            **options,
+        )
 
     def network(
         self,
@@ -103,7 +151,7 @@ class GradientMethod(ABC):
             out = self.layer(readout, sizes[-2], sizes[-1], surrogate=surrogate, **options)
         else:
             out = Readout(sizes[-2], sizes[-1], readout)
-        return Network(layers, out)
+        return Network(*layers, out)
 
     def describe(self) -> str:
         exact = "exact" if self.exact else f"approximate ({self.approximation})"

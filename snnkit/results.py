@@ -4,6 +4,11 @@ One row per run (configuration, versions, final metrics) plus one row per epoch.
 database uses WAL journalling, a generous busy timeout and short ``BEGIN IMMEDIATE``
 transactions, so several processes can write to the same file at once: their writes
 serialise instead of failing, and no record is lost.
+
+A run records the process that trains it (pid and host) and a heartbeat it refreshes
+while it lives (:meth:`ResultsStore.beating`). A ``running`` record whose process is gone
+(killed, out of memory, the machine rebooted) is *stale* (:func:`is_stale`): no report
+counts it as running, and ``snnkit run --resume`` continues it from its checkpoint.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import json
 import math
 import operator
 import os
+import socket
 import sqlite3
 import statistics
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,12 +31,14 @@ from typing import Any
 
 from snnkit.errors import SnnkitError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = "snnkit-results.db"
 
 STATUSES = ("running", "completed", "failed", "interrupted")
 _FINAL_STATUSES = ("completed", "failed", "interrupted")
 _BUSY_TIMEOUT_S = 30.0
+HEARTBEAT_S = 30.0  # a running process refreshes its record's heartbeat this often
+STALE_AFTER_S = 600.0  # a running record with no heartbeat for this long is stale
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -52,7 +61,11 @@ CREATE TABLE IF NOT EXISTS runs (
     train_accuracy    REAL,
     seconds_per_epoch REAL,
     peak_memory_mb    REAL,
-    summary_json      TEXT NOT NULL DEFAULT '{}'
+    summary_json      TEXT NOT NULL DEFAULT '{}',
+    pid               INTEGER,
+    host              TEXT,
+    heartbeat         TEXT,
+    checkpoint        TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_group ON runs (dataset, method, neuron, status);
 CREATE TABLE IF NOT EXISTS epochs (
@@ -65,8 +78,11 @@ CREATE TABLE IF NOT EXISTS epochs (
 
 _RUN_COLUMNS = (
     "id, started, finished, status, method, neuron, dataset, seed, config_json, versions_json, "
-    "device, test_accuracy, train_accuracy, seconds_per_epoch, peak_memory_mb, summary_json"
+    "device, test_accuracy, train_accuracy, seconds_per_epoch, peak_memory_mb, summary_json, "
+    "pid, host, heartbeat, checkpoint"
 )
+# columns schema version 1 lacked, added in place when such a database is opened
+_ADDED_IN_2 = ("pid INTEGER", "host TEXT", "heartbeat TEXT", "checkpoint TEXT")
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,80 @@ class RunRecord:
     peak_memory_mb: float | None
     epochs: list[dict]  # per-epoch metrics in epoch order, each including "epoch"
     summary: dict = field(default_factory=dict)  # extra final metrics given to finish_run
+    pid: int | None = None  # the process that trains (or last trained) the run
+    host: str | None = None  # and its machine
+    heartbeat: str | None = None  # ISO-8601 UTC: the last sign of life of that process
+    checkpoint: str | None = None  # the run's checkpoint file, where it has one
+
+    @property
+    def state(self) -> str:
+        """:attr:`status`, but ``"stale"`` for a running record whose process is gone."""
+        return "stale" if is_stale(self) else self.status
+
+
+def this_host() -> str:
+    """The name runs record as their host."""
+    return socket.gethostname()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def is_stale(record: RunRecord, now: datetime | None = None) -> bool:
+    """Whether a ``running`` record's process is gone: on this host, its pid is not alive;
+    anywhere, its heartbeat (or its start, for records without one) is older than
+    :data:`STALE_AFTER_S`, which also covers a reused pid and other hosts."""
+    if record.status != "running":
+        return False
+    if record.host == this_host() and record.pid is not None and not _alive(record.pid):
+        return True
+    last = datetime.fromisoformat(record.heartbeat or record.started)
+    return ((now or datetime.now(UTC)) - last).total_seconds() > STALE_AFTER_S
+
+
+@dataclass(frozen=True)
+class SeedStats:
+    """One metric of a group of runs, over seeds: each seed's runs are averaged first, so a
+    seed trained twice weighs as much as a seed trained once."""
+
+    per_seed: dict[int, float]  # seed -> the mean over that seed's runs
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(self.per_seed)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.per_seed.values()) if self.per_seed else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation over seeds; None for fewer than two seeds."""
+        return statistics.stdev(self.per_seed.values()) if len(self.per_seed) > 1 else None
+
+    @property
+    def max(self) -> float | None:
+        return max(self.per_seed.values()) if self.per_seed else None
+
+
+def over_seeds(records: Iterable[RunRecord], metric: str) -> SeedStats:
+    """``metric`` (a :class:`RunRecord` field such as ``test_accuracy``, else a key of its
+    ``summary``) per seed, for the runs that have it."""
+    values: dict[int, list[float]] = {}
+    for record in records:
+        value = getattr(record, metric, None)
+        if value is None:
+            value = record.summary.get(metric)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            values.setdefault(record.seed, []).append(float(value))
+    return SeedStats({seed: statistics.fmean(v) for seed, v in sorted(values.items())})
 
 
 def _now() -> str:
@@ -244,18 +334,26 @@ class ResultsStore:
                 (str(SCHEMA_VERSION),),
             )
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            try:
+                version = int(row[0])
+            except (TypeError, ValueError):
+                raise SnnkitError(
+                    f"results database {self.path} has an unreadable schema version "
+                    f"{row[0]!r}; it was not written by snnkit; pass a different --db path"
+                ) from None
+            if version == 1:  # add what version 2 records about the training process
+                for column in _ADDED_IN_2:
+                    conn.execute(f"ALTER TABLE runs ADD COLUMN {column}")
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+                )
+                version = SCHEMA_VERSION
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        try:
-            return int(row[0])
-        except (TypeError, ValueError):
-            raise SnnkitError(
-                f"results database {self.path} has an unreadable schema version {row[0]!r}; "
-                "it was not written by snnkit; pass a different --db path"
-            ) from None
+        return version
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -313,10 +411,13 @@ class ResultsStore:
         config: dict,
         versions: dict,
         device: str,
+        checkpoint: str | os.PathLike | None = None,
     ) -> int:
-        """Record a new run with status ``"running"`` and return its id."""
+        """Record a new run with status ``"running"``, trained by this process (pid, host,
+        heartbeat now), and return its id."""
+        now = _now()
         row = (
-            _now(),
+            now,
             str(method),
             str(neuron),
             str(dataset),
@@ -324,16 +425,67 @@ class ResultsStore:
             _dumps(config),
             _dumps(versions),
             str(device),
+            os.getpid(),
+            this_host(),
+            now,
+            None if checkpoint is None else os.path.abspath(checkpoint),
         )
         with self._write() as conn:
             cursor = conn.execute(
                 "INSERT INTO runs (started, status, method, neuron, dataset, seed, config_json, "
-                "versions_json, device) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                "versions_json, device, pid, host, heartbeat, checkpoint) "
+                "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
             run_id = cursor.lastrowid
         assert run_id is not None
         return run_id
+
+    def resume_run(self, run_id: int, checkpoint: str | os.PathLike | None = None) -> None:
+        """Mark a stopped run ``running`` again, now trained by this process (from
+        ``checkpoint``, where it has moved)."""
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            conn.execute(
+                "UPDATE runs SET status = 'running', finished = NULL, pid = ?, host = ?, "
+                "heartbeat = ?, checkpoint = COALESCE(?, checkpoint) WHERE id = ?",
+                (
+                    os.getpid(),
+                    this_host(),
+                    _now(),
+                    None if checkpoint is None else os.path.abspath(checkpoint),
+                    run_id,
+                ),
+            )
+
+    @contextmanager
+    def beating(self, run_id: int, every: float = HEARTBEAT_S) -> Iterator[None]:
+        """While inside, a thread refreshes the run's heartbeat every ``every`` seconds
+        (through its own connection), so that the record shows this process alive even
+        while one long epoch or batch runs."""
+        if self.path == ":memory:":  # no other connection can see it: nothing to beat
+            yield
+            return
+        stop = threading.Event()
+
+        def beat() -> None:
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+            try:
+                while not stop.wait(every):
+                    try:
+                        conn.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (_now(), run_id))
+                    except sqlite3.Error:
+                        pass  # busy for long: the next beat tries again
+            finally:
+                conn.close()
+
+        thread = threading.Thread(target=beat, name=f"snnkit-heartbeat-{run_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def log_epoch(self, run_id: int, epoch: int, metrics: dict) -> None:
         """Store one epoch's metrics, replacing any earlier record of that epoch."""
@@ -347,6 +499,7 @@ class ResultsStore:
                 "ON CONFLICT (run_id, epoch) DO UPDATE SET metrics_json = excluded.metrics_json",
                 (run_id, epoch, text),
             )
+            conn.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (_now(), run_id))
 
     def finish_run(
         self,
@@ -433,42 +586,34 @@ class ResultsStore:
             epochs = self._epochs(conn, [row[0] for row in rows])
         return [self._record(row, epochs.get(row[0], [])) for row in rows]
 
+    def resumable(self) -> list[RunRecord]:
+        """Runs that stopped before they finished, newest first: interrupted ones and
+        stale ones (their process died)."""
+        return [r for r in reversed(self.runs(status=None)) if r.state in ("interrupted", "stale")]
+
     def summary(self, *, dataset: str | None = None) -> list[dict]:
-        """Completed runs aggregated per (dataset, method, neuron): mean ± sample std.
+        """Completed runs aggregated per (dataset, method, neuron), over seeds
+        (:func:`over_seeds`): mean ± sample std (None for one seed).
 
         Sorted by dataset, then by mean test accuracy (best first; groups without any test
         accuracy last).
         """
-        clauses = ["status = 'completed'"]
-        params: list[Any] = []
-        if dataset is not None:
-            clauses.append("dataset = ?")
-            params.append(dataset)
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT dataset, method, neuron, seed, test_accuracy, seconds_per_epoch "
-                f"FROM runs WHERE {' AND '.join(clauses)} ORDER BY id",
-                params,
-            ).fetchall()
-        groups: dict[tuple[str, str, str], list[tuple]] = {}
-        for row in rows:
-            groups.setdefault((row[0], row[1], row[2]), []).append(row)
+        groups: dict[tuple[str, str, str], list[RunRecord]] = {}
+        for record in self.runs(dataset=dataset, status="completed"):
+            groups.setdefault((record.dataset, record.method, record.neuron), []).append(record)
         result = []
         for (ds, method, neuron), members in groups.items():
-            accs = [m[4] for m in members if m[4] is not None]
-            speeds = [m[5] for m in members if m[5] is not None]
+            accuracy = over_seeds(members, "test_accuracy")
             result.append(
                 {
                     "dataset": ds,
                     "method": method,
                     "neuron": neuron,
                     "runs": len(members),
-                    "seeds": sorted({m[3] for m in members}),
-                    "test_accuracy_mean": statistics.fmean(accs) if accs else None,
-                    "test_accuracy_std": (
-                        statistics.stdev(accs) if len(accs) > 1 else 0.0 if accs else None
-                    ),
-                    "seconds_per_epoch_mean": statistics.fmean(speeds) if speeds else None,
+                    "seeds": sorted({m.seed for m in members}),
+                    "test_accuracy_mean": accuracy.mean,
+                    "test_accuracy_std": accuracy.std,
+                    "seconds_per_epoch_mean": over_seeds(members, "seconds_per_epoch").mean,
                 }
             )
         result.sort(
@@ -518,4 +663,8 @@ class ResultsStore:
             peak_memory_mb=row[14],
             epochs=epochs,
             summary=json.loads(row[15]),
+            pid=row[16],
+            host=row[17],
+            heartbeat=row[18],
+            checkpoint=row[19],
         )

@@ -12,6 +12,7 @@ import dataclasses
 import math
 import os
 import platform
+import re
 import resource
 import time
 import warnings
@@ -23,11 +24,13 @@ from typing import Any
 import torch
 
 from snnkit.errors import SnnkitError, check
-from snnkit.folder_lock import folder_lock
+from snnkit.interrupts import Interrupted, deferred, stop_on_signals
 from snnkit.neurons import LI
+from snnkit.nn import NeuronParameters
 from snnkit.registry import Registry, get_registry
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+MAX_INT = 2**31 - 1  # seeds and batch sizes: the batch-order generator's seed stays in int64
 SCHEDULES = ("none", "cosine", "step:GAMMA:EVERY")
 
 
@@ -50,6 +53,22 @@ def step_schedule(text: str) -> tuple[float, int] | None:
     return gamma_f, every_i
 
 
+def check_device(device: str) -> None:
+    """Refuse a device string other than ``cpu``, ``cuda`` or ``cuda:N`` of a present GPU."""
+    check(
+        re.fullmatch(r"cpu|cuda(:\d+)?", device) is not None,
+        f"--device must be cpu or cuda[:N], got {device!r}",
+    )
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SnnkitError(
+                f"--device {device}: no CUDA device is available here; use --device cpu"
+            )
+        index = int(device.partition(":")[2] or 0)
+        count = torch.cuda.device_count()
+        check(index < count, f"--device {device}: there are {count} CUDA devices (cuda:0 ..)")
+
+
 READOUTS = ("li", "spiking")  # leaky-integrator voltage readout, or a spiking output layer
 
 
@@ -61,6 +80,9 @@ class RunConfig:
     grad: str = "bptt"
     neuron: str = "lif"
     hidden: str | None = None
+    arch: str | None = (
+        None  # layers as a compact spec or a TOML file (snnkit.arch); not with hidden
+    )
     recurrent: bool = False
     surrogate: str | None = None
     loss: str | None = None
@@ -104,6 +126,8 @@ class RunConfig:
             "readout": "li",
             "dtype": "float32",
         }
+        if self.hidden is not None and self.arch is not None:
+            raise SnnkitError("--arch and --hidden both describe the network; give one of them")
         out = dataclasses.replace(self)
         for name, value in {**fallback, **defaults}.items():
             if name == "neuron_options":  # keyed by neuron kind
@@ -113,11 +137,21 @@ class RunConfig:
                 setattr(out, name, merged)
             elif getattr(out, name, None) is None:
                 setattr(out, name, value)
+        if self.hidden is not None:  # the user's MLP over the recipe's architecture
+            out.arch = None
+        if out.arch is not None:
+            from snnkit.arch import canonical
+
+            out.arch, out.hidden = canonical(out.arch), None
         return out
 
     def validate(self) -> None:
         check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
-        check(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+        check(
+            1 <= self.batch_size <= MAX_INT,
+            f"--batch-size must be between 1 and {MAX_INT}, got {self.batch_size}",
+        )
+        check(0 <= self.seed <= MAX_INT, f"--seed must be between 0 and {MAX_INT}, got {self.seed}")
         check(
             self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"
         )
@@ -141,14 +175,7 @@ class RunConfig:
             self.schedule in SCHEDULES[:2] or step_schedule(self.schedule) is not None,
             f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
         )
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise SnnkitError(
-                f"--device {self.device}: no CUDA device is available here; use --device cpu"
-            )
-        check(
-            self.device == "cpu" or self.device.startswith("cuda"),
-            f"--device must be cpu or cuda[:N], got {self.device!r}",
-        )
+        check_device(self.device)
 
 
 @dataclass
@@ -179,6 +206,8 @@ class RunResult:
     peak_memory_mb: float
     run_id: int | None = None
     checkpoint: str | None = None
+    db: str | None = None
+    threads: int = field(default_factory=torch.get_num_threads)
 
     @property
     def final(self) -> EpochMetrics:
@@ -210,6 +239,7 @@ class RunResult:
             "threshold": final.threshold,
             "skipped_steps": sum(e.skipped_steps for e in self.epochs),
             "run_id": self.run_id,
+            "threads": self.threads,
             "config": asdict(self.config),
             "history": [asdict(e) for e in self.epochs],
         }
@@ -240,6 +270,9 @@ def resolve(config: RunConfig, registry: Registry | None = None) -> RunConfig:
     defaults = with_method_defaults(reg.dataset(config.dataset).defaults, method)
     resolved = config.resolved(defaults, method.representation)
     resolved.validate()
+    # the neuron and its options, and whether the method takes it: cheap to build, so
+    # checked here too (a grid of runs is checked before any of them trains)
+    method.check(reg.neuron(resolved.neuron, dt=resolved.dt, **resolved.neuron_options))
     return resolved
 
 
@@ -265,24 +298,9 @@ class Trainer:
             data_options.setdefault("data_dir", config.data_dir)
         with _unknown_options("--data-opt", f"dataset '{config.dataset}'"):
             self.data = {s: spec.load(s, **data_options) for s in spec.splits}
-        train = self.data["train"]
-        shape = f"{train.num_inputs}-{config.hidden}-{train.num_classes}"
         torch.manual_seed(config.seed)
-        if config.readout == "spiking":
-            readout = self.neuron  # the output layer spikes like the hidden ones
-        elif config.readout_tau:
-            readout = LI(tau_mem=config.readout_tau, dt=config.dt)
-        else:
-            readout = None  # the method's default LI readout
         with _unknown_options("--layer-opt", f"method '{config.grad}'"):
-            self.model = self.method.network(
-                shape,
-                self.neuron,
-                readout=readout,
-                recurrent=config.recurrent,
-                surrogate=self.surrogate,
-                **config.layer_options,
-            ).to(self.device, self.dtype)
+            self.model = self._network(self.data["train"]).to(self.device, self.dtype)
         produces = _loss_input_kind(self.model.output_kind, self.events)
         if self.loss.input != produces:
             raise SnnkitError(
@@ -312,6 +330,42 @@ class Trainer:
         else:
             self.scheduler = None
         self.history: list[EpochMetrics] = []
+
+    def _network(self, train) -> torch.nn.Module:
+        """The model: ``--arch`` layers, else an MLP of ``--hidden`` sizes."""
+        from snnkit import arch
+
+        config = self.config
+        if config.readout == "spiking":
+            readout = self.neuron  # the output layer spikes like the hidden ones
+        elif config.readout_tau:
+            readout = LI(tau_mem=config.readout_tau, dt=config.dt)
+        else:
+            readout = None  # the method's default LI readout
+        common = dict(readout=readout, recurrent=config.recurrent, surrogate=self.surrogate)
+        if config.arch is None:
+            shape = f"{train.num_inputs}-{config.hidden}-{train.num_classes}"
+            return self.method.network(shape, self.neuron, **common, **config.layer_options)
+        layers = arch.parse(config.arch)
+        if self.method.representation == "raster":
+            return arch.build(
+                layers,
+                self.method,
+                self.neuron,
+                input_shape=train.input_shape,
+                num_classes=train.num_classes,
+                **common,
+                **config.layer_options,
+            )
+        if arch.has_convolutions(layers[:-1]):
+            raise SnnkitError(
+                f"--grad {config.grad} builds fully connected event networks; --arch "
+                f"{config.arch} has convolution/pooling layers, which need a raster method "
+                "(bptt, exodus, slayer, rouser)"
+            )
+        sizes = [train.num_inputs, *(layer.size for layer in layers)]
+        common["recurrent"] = config.recurrent or any(layer.recurrent for layer in layers)
+        return self.method.network(sizes, self.neuron, **common, **config.layer_options)
 
     def _batch(self, split: str, index: torch.Tensor):
         inputs = self.inputs[split]
@@ -442,13 +496,14 @@ class Trainer:
             ) from None
         saved = state["config"]
         mine = asdict(self.config)
-        # more epochs may be asked for, except where the schedule depends on the total
-        free = ("epochs",) if self.config.schedule != "cosine" else ()
+        # more epochs may be asked for, except where the schedule depends on the total;
+        # the data may have moved
+        free = ("data_dir", "epochs") if self.config.schedule != "cosine" else ("data_dir",)
         diff = sorted(k for k in mine if k not in free and saved.get(k) != mine[k])
         if diff:
             raise SnnkitError(
                 f"checkpoint {path} was made with different settings ({', '.join(diff)}); "
-                "use another --out, or the original options"
+                "use another --out, or leave those options out (--resume restores them)"
             )
         self.model.load_state_dict(state["model"])
         try:
@@ -519,9 +574,11 @@ def threshold_stats(model: torch.nn.Module) -> list[dict[str, float]]:
     stats = []
     for layer in getattr(model, "layers", []):
         params = getattr(layer, "params", None)
-        if params is None or not hasattr(params, "theta"):
+        if not getattr(layer, "spiking", False) or not isinstance(params, NeuronParameters):
             continue
-        theta = params.theta().detach().to(torch.float64)
+        if "threshold" not in params.neuron.quantities():
+            continue
+        theta = params.value("threshold").detach().to(torch.float64)
         stats.append(
             {
                 "mean": theta.mean().item(),
@@ -570,6 +627,66 @@ def default_out_dir(config: RunConfig, root: str | os.PathLike = "runs") -> Path
     return Path(root) / f"{config.dataset}-{config.grad}-{config.neuron}-{key}-seed{config.seed}"
 
 
+CHECKPOINT = "checkpoint.pt"
+
+
+def saved_config(checkpoint: str | os.PathLike) -> RunConfig:
+    """The (resolved) settings a checkpoint was trained with: what ``--resume`` restores."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise SnnkitError(
+            f"no checkpoint {path} to resume; drop --resume to start a new run, or run "
+            "`snnkit run --resume` alone to continue the most recent interrupted one"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        saved = state["config"]
+    except Exception as exc:
+        raise SnnkitError(
+            f"cannot read checkpoint {path}: {exc}; delete it to start afresh"
+        ) from None
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    return RunConfig(**{k: v for k, v in saved.items() if k in known})
+
+
+@contextlib.contextmanager
+def _claim(folder: Path):
+    """Hold ``folder`` (created if needed) for this process: a second run writing the same
+    checkpoint is refused. The lock is the kernel's (``flock``): it goes with the process,
+    however that ends, so a killed run never leaves a stale lock behind."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / ".lock", "a+")  # noqa: SIM115  held open while training
+    except OSError as exc:
+        raise SnnkitError(
+            f"--out {folder}: cannot create it ({exc.strerror or exc}); choose another path"
+        ) from None
+    try:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                owner = handle.read().strip() or "another process"
+                raise SnnkitError(
+                    f"--out {folder} is in use by another run ({owner}); wait for it to "
+                    "finish or choose another --out"
+                ) from None
+        from snnkit.results import this_host
+
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {this_host()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
 def run(
     config: RunConfig,
     *,
@@ -583,51 +700,100 @@ def run(
 ) -> RunResult:
     """Train, checkpointing every epoch and recording the run in the results store.
 
-    With ``resume`` the run continues from ``out/checkpoint.pt`` (same settings
-    required) and keeps its results-store record. A run that stops early (Ctrl-C,
-    error) is recorded as interrupted/failed, never as completed. The folder is locked
-    for the whole run: a second run into it is refused (:func:`snnkit.folder_lock.folder_lock`).
+    Output paths are checked before any work. With ``resume`` the run continues from
+    ``out/checkpoint.pt`` (same settings required; a missing checkpoint is an error) and
+    keeps its results-store record. A run that stops early is recorded as failed or, on
+    SIGINT, SIGTERM or SIGHUP, as interrupted (the exception, :class:`Interrupted`, says
+    where to resume); never as completed. Two runs never share an ``out`` folder.
     """
-    trainer = Trainer(config, registry)
-    out_dir = Path(out) if out is not None else default_out_dir(trainer.config)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out_dir):
-        return _run_in(trainer, out_dir, db, resume, progress, console, on_epoch)
-
-
-def _run_in(trainer, out_dir: Path, db, resume, progress, console, on_epoch) -> RunResult:
-    """:func:`run`, with ``out_dir`` locked."""
+    from snnkit.paths import writable_dir, writable_file
     from snnkit.results import ResultsStore
 
+    out_dir = Path(out) if out is not None else default_out_dir(resolve(config, registry))
+    writable_dir(out_dir, "--out")
+    if db is not None and os.fspath(db) != ":memory:":
+        writable_file(db, "--db")
+    trainer = Trainer(config, registry)
     config = trainer.config
-    checkpoint = out_dir / "checkpoint.pt"
-    if checkpoint.exists() and not resume:
-        raise SnnkitError(
-            f"{checkpoint} exists from an earlier run; pass --resume to continue it, or --out DIR for a new one"
-        )
-    run_id = trainer.load(checkpoint) if resume and checkpoint.exists() else None
-    store = ResultsStore(db) if db is not None else None
-    try:
-        if store is not None and run_id is None:
-            run_id = store.start_run(
-                method=config.grad,
-                neuron=config.neuron,
-                dataset=config.dataset,
-                seed=config.seed,
-                config=asdict(config),
-                versions=versions(trainer.registry),
-                device=str(trainer.device),
+    checkpoint = out_dir / CHECKPOINT
+    with _claim(out_dir), stop_on_signals():
+        if checkpoint.exists() and not resume:
+            raise SnnkitError(
+                f"{checkpoint} exists from an earlier run; pass --resume to continue it, or --out DIR for a new one"
             )
-        status = "failed"
+        if resume:
+            saved_config(checkpoint)  # a missing checkpoint: one line saying what to do
+        run_id = trainer.load(checkpoint) if resume else None
+        store = ResultsStore(db) if db is not None else None
         try:
-            _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch)
-            status = "completed"
-        except KeyboardInterrupt:
-            status = "interrupted"
+            if store is not None:
+                run_id = _record(store, trainer, run_id, checkpoint)
+            with store.beating(run_id) if store is not None else contextlib.nullcontext():
+                _train(trainer, checkpoint, run_id, store, progress, console, on_epoch)
+        except Interrupted as exc:
+            exc.run_id, exc.checkpoint, exc.epochs_done = (
+                run_id,
+                str(checkpoint),
+                len(trainer.history),
+            )
+            exc.db = None if db is None else os.fspath(db)
             raise
         finally:
-            if store is not None and run_id is not None:
-                result = RunResult(config, trainer.history, peak_memory_mb(trainer.device), run_id)
+            if store is not None:
+                store.close()
+    return RunResult(
+        config,
+        trainer.history,
+        peak_memory_mb(trainer.device),
+        run_id,
+        str(checkpoint),
+        None if db is None else os.fspath(db),
+    )
+
+
+def _record(store, trainer: Trainer, run_id: int | None, checkpoint: Path) -> int:
+    """The run's record: a new one, or the resumed checkpoint's, marked running again."""
+    config = trainer.config
+    if run_id is None:
+        return store.start_run(
+            method=config.grad,
+            neuron=config.neuron,
+            dataset=config.dataset,
+            seed=config.seed,
+            config=asdict(config),
+            versions=versions(trainer.registry),
+            device=str(trainer.device),
+            checkpoint=checkpoint,
+        )
+    try:
+        record = store.get(run_id)
+    except SnnkitError:
+        record = None
+    identity = (config.dataset, config.grad, config.neuron, config.seed)
+    if record is None or (record.dataset, record.method, record.neuron, record.seed) != identity:
+        raise SnnkitError(
+            f"checkpoint {checkpoint} belongs to run {run_id} of another results database, "
+            f"not {store.path}; pass the --db it was recorded in"
+        )
+    store.resume_run(run_id, checkpoint)
+    return run_id
+
+
+def _train(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> None:
+    """The epochs, then the record's final status: completed, interrupted or failed."""
+    status = "failed"
+    try:
+        _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch)
+        status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if store is not None:
+            with deferred():  # a second signal waits: the record is written whole
+                result = RunResult(
+                    trainer.config, trainer.history, peak_memory_mb(trainer.device), run_id
+                )
                 done = status == "completed"
                 summary = result.summary() if trainer.history else {}
                 store.finish_run(
@@ -639,12 +805,6 @@ def _run_in(trainer, out_dir: Path, db, resume, progress, console, on_epoch) -> 
                     peak_memory_mb=result.peak_memory_mb,
                     summary={k: v for k, v in summary.items() if k not in ("config", "history")},
                 )
-    finally:
-        if store is not None:
-            store.close()
-    return RunResult(
-        config, trainer.history, peak_memory_mb(trainer.device), run_id, str(checkpoint)
-    )
 
 
 def _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> None:
@@ -667,17 +827,29 @@ def _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> No
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
+    # the epochs bar advances by batch fractions, so that its time estimate exists from the
+    # first batches on; rich forgets progress older than speed_estimate_period
+    with Progress(
+        *columns,
+        console=console,
+        disable=not progress,
+        transient=False,
+        speed_estimate_period=3600,
+    ) as bar:
         epochs = bar.add_task("epochs", total=cfg.epochs, completed=first - 1, info="")
         batches = bar.add_task("batches", total=None, info="")
         for epoch in range(first, cfg.epochs + 1):
             bar.reset(batches, description=f"epoch {epoch}")
-            m = trainer.train_epoch(
-                epoch, lambda k, total: bar.update(batches, completed=k, total=total)
-            )
-            trainer.save(checkpoint, run_id)
-            if store is not None:
-                store.log_epoch(run_id, epoch, asdict(m))
+
+            def on_batch(k: int, total: int, epoch: int = epoch) -> None:
+                bar.update(batches, completed=k, total=total)
+                bar.update(epochs, completed=epoch - 1 + k / total)
+
+            m = trainer.train_epoch(epoch, on_batch)
+            with deferred():  # a signal waits until checkpoint and record agree
+                trainer.save(checkpoint, run_id)
+                if store is not None:
+                    store.log_epoch(run_id, epoch, asdict(m))
             info = f"loss {m.train_loss:.3f}  val {m.validation_accuracy:.1%}  test {m.test_accuracy:.1%}"
             if m.dead_fraction:
                 info += "  dead " + "/".join(f"{d:.0%}" for d in m.dead_fraction)
@@ -685,7 +857,10 @@ def _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> No
                 info += f"  skipped {m.skipped_steps} step(s): non-finite gradient"
             if cfg.layer_options.get("train_threshold") and m.threshold:
                 info += "  θ " + "/".join(f"{t['mean']:.2f}±{t['std']:.2f}" for t in m.threshold)
-            bar.update(epochs, advance=1, info=info)
+            lowest = min((t["min"] for t in m.threshold), default=1.0)
+            if lowest <= 0:  # trained thresholds are not constrained (docs/guide.md)
+                info += f"  θ min {lowest:.3f} ≤ 0: such neurons fire at every step"
+            bar.update(epochs, completed=epoch, info=info)
             if progress:  # one line per epoch stays on screen: the dead-neuron trajectory
                 bar.console.print(f"epoch {epoch}  {info}", highlight=False)
             if on_epoch is not None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from snnkit import hookimpl
-from snnkit.reference.bptt import BPTT, BPTTLayer
+from snnkit.reference.bptt import BPTT, BPTTNeuron
 from snnkit.surrogates import Surrogate
 
 
@@ -53,36 +53,29 @@ class _Wider(Surrogate):
         raise NotImplementedError
 
 
-class SignFlipLayer(BPTTLayer):
+class SignFlipNeuron(BPTTNeuron):
     def dynamics(self, current, state):
         spikes, state = super().dynamics(current, state)
         return _FlipGrad.apply(spikes), state
 
 
-class OffByOneLayer(BPTTLayer):
+class OffByOneNeuron(BPTTNeuron):
     def dynamics(self, current, state):
         return super().dynamics(_ShiftGradInTime.apply(current), state)
 
 
-class WrongWidthLayer(BPTTLayer):
+class WrongWidthNeuron(BPTTNeuron):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.surrogate = _Wider(self.surrogate)
 
 
-def _method(name: str, layer_cls=BPTTLayer, **defaults):
+def _method(name: str, neuron_cls=BPTTNeuron, **defaults):
     class Broken(BPTT):
-        def layer(
-            self, neuron, in_features, out_features, *, recurrent=False, surrogate=None, **options
-        ):
-            self.check(neuron)
-            return layer_cls(
-                neuron,
-                in_features,
-                out_features,
-                recurrent=recurrent,
-                surrogate=surrogate,
-                **{**defaults, **options},
+        def neuron(self, spec, shape=None, *, surrogate=None, recurrent=False, **options):
+            self.check(spec)
+            return neuron_cls(
+                spec, shape, surrogate=surrogate, recurrent=recurrent, **{**defaults, **options}
             )
 
     Broken.name = name
@@ -92,11 +85,11 @@ def _method(name: str, layer_cls=BPTTLayer, **defaults):
 
 
 BROKEN = {
-    "sign-flip": _method("broken-sign-flip", SignFlipLayer),
+    "sign-flip": _method("broken-sign-flip", SignFlipNeuron),
     # claims the reset gradient flows through (oracle bptt) but detaches it
-    "dropped-reset": _method("broken-dropped-reset", BPTTLayer, reset_grad="detached"),
-    "off-by-one": _method("broken-off-by-one", OffByOneLayer),
-    "wrong-width": _method("broken-wrong-width", WrongWidthLayer),
+    "dropped-reset": _method("broken-dropped-reset", BPTTNeuron, reset_grad="detached"),
+    "off-by-one": _method("broken-off-by-one", OffByOneNeuron),
+    "wrong-width": _method("broken-wrong-width", WrongWidthNeuron),
 }
 
 
@@ -120,7 +113,7 @@ class _ScaleGrad(torch.autograd.Function):
         return g * ctx.factor, None
 
 
-class _SlightlyOffLayer(BPTTLayer):
+class _SlightlyOffNeuron(BPTTNeuron):
     """Every gradient through the spikes 1e-5 too large."""
 
     def dynamics(self, current, state):
@@ -129,7 +122,7 @@ class _SlightlyOffLayer(BPTTLayer):
 
 
 # an error float32's tolerance (1e-4) lets through and float64's (1e-10) does not
-SLIGHTLY_OFF_RASTER = _method("broken-1e-5", _SlightlyOffLayer)
+SLIGHTLY_OFF_RASTER = _method("broken-1e-5", _SlightlyOffNeuron)
 
 
 def _event_method(name: str, factor: float):

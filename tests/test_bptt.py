@@ -1,6 +1,6 @@
 """Tests for the BPTT oracle (snnkit.reference.bptt), checked independently of itself.
 
-Forward values are written by hand from the equations of METHODS.md §1 (dyadic numbers,
+Forward values are written by hand from the equations of docs/neurons.md (dyadic numbers,
 so float64 results are exact); gradients are checked against a hand derivation, against
 forward mode (``torch.func.jvp``) and against central finite differences.
 """
@@ -14,20 +14,44 @@ import torch
 from torch.func import functional_call, jvp
 
 from snnkit.errors import SnnkitError
-from snnkit.neurons import IF, LI, LIF
-from snnkit.nn import LIFState
+from snnkit.neurons import IF, LI, LIF, LIFCoefficients, LIFState, fire
 from snnkit.reference.bptt import (
     BPTT,
-    BPTTLayer,
+    BPTTNeuron,
     DetachedResetBPTT,
     SpikeFunction,
-    heaviside_spikes,
-    lif_loop,
+    SurrogateSpike,
+    run_steps,
     spike,
 )
 from snnkit.surrogates import Exponential, FastSigmoid, Surrogate
 
 F64 = torch.float64
+
+
+def lif_loop(
+    current,
+    state,
+    *,
+    alpha,
+    beta,
+    theta,
+    reset_amount,
+    neuron,
+    surrogate,
+    reset_grad="through",
+    recurrent_weight=None,
+):
+    """The oracle's step loop on LIF: (spikes, pre-reset membrane, final state)."""
+    spike_fn = SurrogateSpike(surrogate, reset_grad)
+    c = LIFCoefficients(alpha, beta, theta, reset_amount)
+    spikes, state = run_steps(neuron, c, state, current, spike_fn, recurrent_weight)
+    return spikes, torch.stack(spike_fn.membrane), state
+
+
+def bptt_layer(neuron, n_in, n_out, **options):
+    """A Dense + BPTT-neurons layer (reset gradient through unless reset_grad says)."""
+    return BPTT().layer(neuron, n_in, n_out, **options)
 
 
 def s_exp(v: float, theta: float = 1.0, width: float = 0.5, scale: float = 1.0) -> float:
@@ -157,10 +181,10 @@ def test_forward_recurrent_two_neurons_by_hand():
 def test_heaviside_spikes_threshold_is_inclusive():
     v = torch.tensor([0.999, 1.0, 1.5, 2.0, 7.5], dtype=F64)
     theta = torch.ones(5, dtype=F64)
-    assert heaviside_spikes(v, theta, None, False).tolist() == [0, 1, 1, 1, 1]
-    assert heaviside_spikes(v, theta, None, True).tolist() == [0, 1, 1, 2, 7]
-    assert heaviside_spikes(v, theta, 3, True).tolist() == [0, 1, 1, 2, 3]
-    assert heaviside_spikes(v, 2 * theta, None, True).tolist() == [0, 0, 0, 1, 3]
+    assert fire(v, theta, None, False).tolist() == [0, 1, 1, 1, 1]
+    assert fire(v, theta, None, True).tolist() == [0, 1, 1, 2, 7]
+    assert fire(v, theta, 3, True).tolist() == [0, 1, 1, 2, 3]
+    assert fire(v, 2 * theta, None, True).tolist() == [0, 0, 0, 1, 3]
 
 
 # ---------------------------------------------------------------------------------------
@@ -254,7 +278,7 @@ JVP_CASES = [
 def test_jvp_matches_reverse_mode(case):
     steps, batch, n_in, n_out, neuron, recurrent, train, reset_grad = case
     torch.manual_seed(sum(case[:4]))
-    layer = BPTTLayer(
+    layer = bptt_layer(
         neuron,
         n_in,
         n_out,
@@ -272,14 +296,14 @@ def test_jvp_matches_reverse_mode(case):
     c_mem = torch.randn(steps, batch, n_out, dtype=F64)
     params = {k: p.detach() for k, p in layer.named_parameters()}
     if train:
-        assert {"params.tau_mem", "params.threshold"} <= set(params)
+        assert {"neurons.params.tau_mem", "neurons.params.threshold"} <= set(params)
     if recurrent:
-        assert "recurrent_weight" in params
+        assert "neurons.recurrent_weight" in params
 
     def loss_fn(p, inp):
         layer.reset_state()
         spikes = functional_call(layer, p, (inp,))
-        return (spikes * c_spk).sum() + (layer.last_membrane * c_mem).sum()
+        return (spikes * c_spk).sum() + (layer.neurons.last_membrane * c_mem).sum()
 
     with torch.no_grad():
         spikes = functional_call(layer, params, (x,))
@@ -325,12 +349,12 @@ def test_jvp_and_backward_see_surrogate_in_spike_function():
 def _membrane(layer, x):
     layer.reset_state()
     spikes = layer(x)
-    return spikes, layer.last_membrane
+    return spikes, layer.neurons.last_membrane
 
 
 def _fd_case(neuron, reset_grad):
     torch.manual_seed(3)
-    layer = BPTTLayer(neuron, 3, 5, train_tau=True, weight_gain=2.5, reset_grad=reset_grad)
+    layer = bptt_layer(neuron, 3, 5, train_tau=True, weight_gain=2.5, reset_grad=reset_grad)
     layer = layer.to(F64)
     x = torch.rand(10, 2, 3, dtype=F64)
     spikes, _ = _membrane(layer, x)
@@ -457,7 +481,7 @@ class RecordingSurrogate(Surrogate):
 def test_surrogate_is_evaluated_at_pre_reset_membrane(reset):
     torch.manual_seed(2)
     sur = RecordingSurrogate()
-    layer = BPTTLayer(LIF(tau_mem=4.0, reset=reset), 2, 3, surrogate=sur, weight_gain=3.0)
+    layer = bptt_layer(LIF(tau_mem=4.0, reset=reset), 2, 3, surrogate=sur, weight_gain=3.0)
     layer = layer.to(F64)
     x = torch.rand(6, 2, 2, dtype=F64).requires_grad_(True)
     spikes = layer(x)
@@ -466,7 +490,7 @@ def test_surrogate_is_evaluated_at_pre_reset_membrane(reset):
     spikes.sum().backward()
     assert len(sur.seen) == 6
     seen = torch.stack(sur.seen[::-1])  # backward runs from the last step to the first
-    torch.testing.assert_close(seen, layer.last_membrane.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(seen, layer.neurons.last_membrane.detach(), rtol=0, atol=0)
     # the pre-reset membrane is >= theta where spikes were emitted (post-reset would not be)
     assert bool((seen[spikes.bool()] >= 1.0).all())
 
@@ -486,7 +510,7 @@ def test_bptt_supports_and_rejects_readout_neuron():
     with pytest.raises(SnnkitError):
         DetachedResetBPTT().layer(LI(), 2, 3)
     with pytest.raises(SnnkitError):
-        BPTTLayer(LIF(), 2, 3, reset_grad="sideways")
+        bptt_layer(LIF(), 2, 3, reset_grad="sideways")
 
 
 def test_detached_reset_method_layer():
@@ -494,9 +518,9 @@ def test_detached_reset_method_layer():
     neuron = LIF(tau_mem=5.0)
     through = BPTT().layer(neuron, 3, 4, weight_gain=3.0).to(F64)
     detached = DetachedResetBPTT().layer(neuron, 3, 4, weight_gain=3.0).to(F64)
-    manual = BPTTLayer(neuron, 3, 4, reset_grad="detached").to(F64)
-    assert isinstance(detached, BPTTLayer) and detached.reset_grad == "detached"
-    assert through.reset_grad == "through"
+    manual = bptt_layer(neuron, 3, 4, reset_grad="detached").to(F64)
+    assert isinstance(detached.neurons, BPTTNeuron) and detached.neurons.reset_grad == "detached"
+    assert through.neurons.reset_grad == "through"
     detached.load_state_dict(through.state_dict())
     manual.load_state_dict(through.state_dict())
     x = torch.rand(10, 2, 3, dtype=F64)
@@ -522,8 +546,8 @@ def test_detached_reset_method_layer():
 
 def test_float32_and_float64_agree():
     torch.manual_seed(5)
-    layer32 = BPTTLayer(LIF(tau_mem=10.0, tau_syn=5.0), 8, 16, recurrent=True, weight_gain=2.0)
-    layer64 = BPTTLayer(LIF(tau_mem=10.0, tau_syn=5.0), 8, 16, recurrent=True).to(F64)
+    layer32 = bptt_layer(LIF(tau_mem=10.0, tau_syn=5.0), 8, 16, recurrent=True, weight_gain=2.0)
+    layer64 = bptt_layer(LIF(tau_mem=10.0, tau_syn=5.0), 8, 16, recurrent=True).to(F64)
     layer64.load_state_dict(layer32.state_dict())
     assert layer64.weight.dtype == F64 and layer64.params.tau_mem.dtype == F64
     x = torch.rand(30, 4, 8)
@@ -533,7 +557,7 @@ def test_float32_and_float64_agree():
     assert s32.dtype == torch.float32 and s64.dtype == F64
     assert s64.sum() > 20
     assert torch.equal(s32.to(F64), s64)
-    v32, v64 = layer32.last_membrane.to(F64), layer64.last_membrane
+    v32, v64 = layer32.neurons.last_membrane.to(F64), layer64.neurons.last_membrane
     torch.testing.assert_close(v32, v64, rtol=1e-5, atol=1e-5)
     c = torch.randn(30, 4, 16)
     (g32,) = torch.autograd.grad((s32 * c).sum(), x32)

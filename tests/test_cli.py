@@ -4,9 +4,7 @@ checkpoints, resumption and its determinism."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from fixtures.distributions import (
     plugin_sandbox,
     write_distribution,
 )
+from fixtures.processes import WIDTH, run_cli
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -25,9 +24,6 @@ import snnkit.cli as cli
 import snnkit.registry
 from snnkit.registry import get_registry
 from snnkit.results import ResultsStore
-
-REPO = Path(__file__).resolve().parents[1]
-WIDTH = 250  # wide enough that rich never truncates a table cell
 
 
 @pytest.fixture
@@ -66,22 +62,6 @@ def rows(output: str, first_cell: str) -> list[list[str]]:
     return found
 
 
-def subprocess_cli(*args: str, cwd: Path, extra_path: Path | None = None):
-    env = dict(os.environ, COLUMNS=str(WIDTH), NO_COLOR="1")
-    env.pop("SNNKIT_PLUGINS", None)
-    env.pop("SNNKIT_DISABLE_PLUGINS", None)
-    paths = [str(extra_path)] if extra_path else []
-    env["PYTHONPATH"] = os.pathsep.join([*paths, str(REPO), env.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "snnkit.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 # -- snnkit plugins / datasets ------------------------------------------------------------------
 
 
@@ -91,7 +71,7 @@ def test_plugins_lists_the_builtins(invoke):
     out = result.stdout
     (plugin,) = rows(out, "snnkit")  # the plugins table: the built-in plugin
     assert plugin[1:3] == ["snnkit", snnkit.__version__]
-    assert plugin[3].startswith("neurons 3, surrogates 6, gradients 3, losses")
+    assert plugin[3].startswith("neurons 5, surrogates 6, gradients 3, losses")
     assert plugin[4] == "ok"
     for name, kind in [
         ("bptt", "gradient"),
@@ -109,8 +89,8 @@ def test_plugins_lists_the_builtins(invoke):
         (cells,) = rows(out, name)
         assert cells[1:3] == [kind, "snnkit"], cells
     bptt = rows(out, "bptt")[0]
-    assert bptt[3:5] == ["1", "raster"]  # the method's own version, its representation
-    assert bptt[5].split(", ") == ["lif", "if"]  # li is a readout: not supported
+    assert bptt[3:5] == ["2", "raster"]  # the method's own version, its representation
+    assert bptt[5].split(", ") == ["lif", "if", "alif", "rf"]  # li is a readout: not supported
     assert "failed" not in out and "clash" not in out
     assert result.stderr == ""
 
@@ -163,7 +143,7 @@ def test_plugins_in_a_fresh_process_finds_installed_entry_points(tmp_path):
         BROKEN_IMPORT_PLUGIN,
         {"broken": "snnkit_fixture_broken"},
     )
-    proc = subprocess_cli("plugins", cwd=tmp_path, extra_path=site)
+    proc = run_cli("plugins", cwd=tmp_path, extra_path=site)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert rows(proc.stdout, "fixture")[0][1] == "snnkit-fixture-plugin"
@@ -295,7 +275,7 @@ def test_bad_option_type_is_a_usage_error(invoke):
 
 
 def test_user_mistake_in_a_real_process_prints_one_line_to_stderr(tmp_path):
-    proc = subprocess_cli("run", "--grad", "nope", "--no-progress", "--db", "r.db", cwd=tmp_path)
+    proc = run_cli("run", "--grad", "nope", "--no-progress", "--db", "r.db", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stdout == ""
     (line,) = proc.stderr.strip().splitlines()
@@ -479,3 +459,38 @@ def test_bench_command_writes_json_with_the_bptt_baseline(invoke, tmp_path):
     assert methods == {"bptt", "bptt-detached-reset"}
     bad = invoke("bench", "--size", "10,2")
     assert bad.exit_code == 2 and "T,B,N" in bad.stderr
+
+
+def test_resume_restores_the_settings_from_the_run_or_the_folder(invoke, tmp_path):
+    first, one = tiny_run(invoke, tmp_path, "r", "--grad", "bptt", "--epochs", "1", "--seed", "4",
+                          "--schedule", "none")  # fmt: skip
+    assert first.exit_code == 0, first.output
+    assert f"recorded as run {one['run_id']} in {tmp_path / 'r.db'}" in first.stdout
+    db, out = tmp_path / "r.db", tmp_path / "r"
+    # by run id: every setting comes back (grad, seed, hidden, data size); more epochs
+    by_id = invoke("run", "--resume", "--run-id", one["run_id"], "--db", db, "--epochs", "2",
+                   "--no-progress", "--json", tmp_path / "two.json")  # fmt: skip
+    assert by_id.exit_code == 0, by_id.output
+    two = json.loads((tmp_path / "two.json").read_text())
+    assert (two["method"], two["seed"], two["run_id"], two["epochs"]) == (
+        "bptt",
+        4,
+        one["run_id"],
+        2,
+    )
+    assert two["config"] == {**one["config"], "epochs": 2}
+    assert two["history"][0] == one["history"][0]
+    # by folder, with a setting that differs: refused, naming it
+    other = invoke("run", "--resume", "--out", out, "--db", db, "--hidden", "16", "--epochs", "3")
+    assert other.exit_code == 2
+    (line,) = other.stderr.strip().splitlines()
+    assert "different settings (hidden)" in line
+    # options repeated the former way, without a checkpoint: never trains from scratch
+    missing = invoke("run", "--resume", *TINY, "--grad", "bptt", "--seed", "5", "--db", db)
+    assert missing.exit_code == 2
+    # (the default folder, keyed by the setting's digest)
+    assert re.search(
+        r"no checkpoint runs/yinyang-bptt-lif-\w{10}-seed5/checkpoint.pt", missing.stderr
+    )
+    with ResultsStore(db) as store:
+        assert [r.id for r in store.runs(status=None)] == [one["run_id"]]

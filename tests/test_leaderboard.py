@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 import statistics
+import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -69,11 +71,11 @@ def test_runs_group_by_setting_and_rank_by_mean_accuracy(db):
     assert randman.rank == 1 and randman.label == ""
 
 
-def test_filters_and_min_runs(db):
+def test_filters_and_min_seeds(db):
     with ResultsStore(db) as store:
         assert {e.method for e in leaderboard.entries(store, methods=["bptt"])} == {"bptt"}
         assert {e.dataset for e in leaderboard.entries(store, dataset="randman")} == {"randman"}
-        assert [e.method for e in leaderboard.entries(store, min_runs=2)] == ["exodus", "bptt"]
+        assert [e.method for e in leaderboard.entries(store, min_seeds=2)] == ["exodus", "bptt"]
 
 
 def test_renderers(db):
@@ -230,7 +232,7 @@ def test_cli_mistakes_are_one_line(tmp_path, invoke):
     assert missing.exit_code == 2 and "no results database" in missing.output
     assert not (tmp_path / "nope.db").exists()
     bad = invoke("leaderboard", "run", "--grad", "bptt", "--seeds", "0")
-    assert bad.exit_code == 2 and "--seeds must be >= 1" in bad.output
+    assert bad.exit_code == 2 and "--seeds must be between 1 and 1000" in bad.output
 
 
 def test_cli_run_fills_the_grid_then_shows_it(tmp_path, invoke, fake_training):
@@ -252,3 +254,63 @@ def test_cli_run_fills_the_grid_then_shows_it(tmp_path, invoke, fake_training):
     again = invoke("leaderboard", "run", "--grad", "bptt", "--seeds", "2", "--epochs", "1")
     assert "0 trained, 0 resumed, 2 already recorded" in again.output
     assert "90.00 ± 0.00 %" in again.output
+
+
+def test_a_seed_trained_twice_weighs_once_and_one_seed_has_no_spread(tmp_path):
+    with ResultsStore(tmp_path / "r.db") as store:
+        for seed, acc in ((0, 0.90), (0, 0.90), (0, 0.90), (1, 0.80)):
+            _record(store, "bptt", seed, acc)
+        _record(store, "exodus", 0, 0.95)
+        board = leaderboard.entries(store)
+    bptt, exodus = sorted(board, key=lambda e: e.method)
+    assert len(bptt.runs) == 4 and bptt.seeds == [0, 1]
+    assert bptt.accuracy_mean == pytest.approx(0.85)  # per run it would be 0.875
+    assert bptt.accuracy_std == pytest.approx(statistics.stdev([0.90, 0.80]))
+    assert exodus.accuracy_std is None
+    assert leaderboard.cells(exodus)[6] == "95.00 ± — %"
+    assert json.loads(leaderboard.render(board, "json"))[0]["test_accuracy_std"] is None
+
+
+def test_cli_board_mistakes_and_empty_stores_agree(db, tmp_path, invoke):
+    def one_line(result, code, *words):
+        assert result.exit_code == code, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert all(w in line for w in words), line
+
+    one_line(invoke("leaderboard", "show", "--db", db, "--min-seeds", "-1"), 2, "--min-seeds")
+    one_line(
+        invoke("leaderboard", "show", "--db", db, "--dataset", "nosuch"), 2, "nosuch", "yinyang"
+    )
+    one_line(invoke("leaderboard", "show", "--db", db, "--grad", "nosuch"), 2, "nosuch", "exodus")
+    bogus = invoke("leaderboard", "export", tmp_path / "b.md", "--db", db, "--format", "bogus")
+    one_line(bogus, 2, "--format 'bogus'", "markdown")
+    one_line(invoke("leaderboard", "export", "/proc/x.md", "--db", db), 2, "/proc/x.md")
+    empty = tmp_path / "empty.db"
+    ResultsStore(empty).close()
+    show = invoke("leaderboard", "show", "--db", empty)
+    export = invoke("leaderboard", "export", tmp_path / "e.md", "--db", empty)
+    one_line(show, 2, "no completed runs")
+    one_line(export, 2, "no completed runs")
+    assert show.stderr == export.stderr and not (tmp_path / "e.md").exists()
+
+
+def test_cli_show_tells_running_from_stale_runs(db, invoke):
+    with ResultsStore(db) as store:
+        store.start_run(  # this process: alive
+            method="bptt", neuron="lif", dataset="yinyang", seed=7, config={}, versions={},
+            device="cpu",
+        )  # fmt: skip
+        dead = store.start_run(
+            method="bptt", neuron="lif", dataset="yinyang", seed=8, config={}, versions={},
+            device="cpu",
+        )  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE runs SET pid = ? WHERE id = ?", (proc.pid, dead))  # its process died
+    conn.commit()
+    conn.close()
+    shown = invoke("leaderboard", "show", "--db", db)
+    assert shown.exit_code == 0, shown.output
+    assert "1 run(s) still training" in shown.stdout
+    assert f"1 run(s) whose process died (stale, not ranked): {dead}" in shown.stdout

@@ -687,11 +687,12 @@ def test_cli_lists_status_present_missing_cached(tmp_path, invoke, tonic):
 
 
 def test_cli_download_is_explicit_and_fails_loudly_offline(tmp_path, invoke, tonic):
-    result = invoke("datasets", "download", "shd", "--data-dir", tmp_path / "new")
-    assert result.exit_code == 2
+    result = invoke("datasets", "download", "shd", "--data-dir", tmp_path / "new" / "data")
+    assert result.exit_code == 1  # a failed job, not a mistake in the options
     message = result.stderr.strip()
-    assert "\n" not in message and "downloading shd (train)" in message
+    assert "\n" not in message and message.startswith("failed: downloading shd (train)")
     assert NETWORK_BLOCKED in message
+    assert not (tmp_path / "new").exists()  # the folders it created are gone again
     result = invoke("datasets", "download", "yinyang")
     assert result.exit_code == 2 and "nothing to download" in result.stderr
 

@@ -15,10 +15,11 @@ from snnkit.nn import (
     NetworkOutput,
     NeuronParameters,
     Readout,
+    SpikingLayer,
     leaky_integrate,
     parse_shape,
 )
-from snnkit.reference.bptt import BPTT, BPTTLayer
+from snnkit.reference.bptt import BPTT
 
 F64 = torch.float64
 
@@ -193,7 +194,7 @@ def test_readout_rejects_spiking_neuron_and_bad_input():
 
 
 # ---------------------------------------------------------------------------------------
-# SpikingLayer (through BPTTLayer)
+# SpikingLayer (Dense + BPTT neurons)
 # ---------------------------------------------------------------------------------------
 
 LAYER_CASES = [
@@ -206,7 +207,7 @@ LAYER_CASES = [
 
 def _layer(neuron, recurrent, seed=0, **kwargs):
     torch.manual_seed(seed)
-    layer = BPTTLayer(neuron, 3, 4, recurrent=recurrent, weight_gain=3.0, **kwargs).to(F64)
+    layer = BPTT().layer(neuron, 3, 4, recurrent=recurrent, weight_gain=3.0, **kwargs).to(F64)
     if recurrent:
         with torch.no_grad():
             layer.recurrent_weight.normal_(0.0, 0.6)
@@ -218,7 +219,7 @@ def _run_chunks(layer, x, cuts):
     spikes, membrane = [], []
     for lo, hi in zip([0, *cuts], [*cuts, x.shape[0]], strict=True):
         spikes.append(layer(x[lo:hi]))
-        membrane.append(layer.last_membrane)
+        membrane.append(layer.neurons.last_membrane)
     return torch.cat(spikes), torch.cat(membrane)
 
 
@@ -248,7 +249,7 @@ def test_layer_chained_calls_equal_one_call(neuron, recurrent, reset_grad):
     layer.reset_state()
     restarted = layer(x[5:]).detach()
     assert not torch.equal(restarted, spikes0[5:]) or not torch.allclose(
-        layer.last_membrane.detach(), membrane0[5:]
+        layer.neurons.last_membrane.detach(), membrane0[5:]
     )
 
 
@@ -287,7 +288,7 @@ def test_layer_rejects_bad_input(bad):
 
 def test_layer_rejects_non_spiking_neuron():
     with pytest.raises(SnnkitError):
-        BPTTLayer(LI(), 3, 4)
+        BPTT().layer(LI(), 3, 4)
 
 
 def test_networks_do_not_share_state():
@@ -342,7 +343,7 @@ def test_neuron_parameters_rejects_bad_training_requests():
     with pytest.raises(SnnkitError):
         Readout(3, 2, LI(tau_mem=math.inf), train_tau=True)
     with pytest.raises(SnnkitError):
-        BPTTLayer(IF(), 3, 4, train_tau=True)
+        BPTT().layer(IF(), 3, 4, train_tau=True)
 
 
 def test_neuron_parameters_values_and_trainability():
@@ -350,13 +351,14 @@ def test_neuron_parameters_values_and_trainability():
     assert [name for name, _ in p.named_parameters()] == []
     assert set(p.constants) == {"tau_mem", "tau_syn", "threshold"}
     assert p.state_dict() == {}  # fixed values come from the spec, not from checkpoints
-    torch.testing.assert_close(p.alpha(), torch.full((3,), math.exp(-0.125)))
-    torch.testing.assert_close(p.beta(), torch.full((3,), math.exp(-0.25)))
-    torch.testing.assert_close(p.reset_amount(), torch.full((3,), 0.5))
-    assert NeuronParameters(LIF(), 2).beta() is None
-    assert torch.equal(NeuronParameters(IF(), 2).alpha(), torch.ones(2))
+    c = p.coefficients()
+    torch.testing.assert_close(c.alpha, torch.full((3,), math.exp(-0.125)))
+    torch.testing.assert_close(c.beta, torch.full((3,), math.exp(-0.25)))
+    torch.testing.assert_close(c.m, torch.full((3,), 0.5))
+    assert NeuronParameters(LIF(), 2).coefficients().beta is None
+    assert torch.equal(NeuronParameters(IF(), 2).coefficients().alpha, torch.ones(2))
     fixed = NeuronParameters(LIF(threshold=2.0, subtract=0.25), 2, train_threshold=True)
-    assert torch.equal(fixed.reset_amount(), torch.full((2,), 0.25))
+    assert torch.equal(fixed.coefficients().m, torch.full((2,), 0.25))
     trained = NeuronParameters(LIF(tau_syn=2.0), 3, train_tau=True, train_threshold=True)
     names = {name for name, _ in trained.named_parameters()}
     assert names == {"tau_mem", "tau_syn", "threshold"}
@@ -365,8 +367,10 @@ def test_neuron_parameters_values_and_trainability():
 def test_neuron_parameters_to_float64():
     p = NeuronParameters(LIF(tau_mem=8.0, tau_syn=2.0), 3).to(F64)
     assert p.tau_mem.dtype == F64 and p.tau_syn.dtype == F64 and p.threshold.dtype == F64
-    assert p.alpha().dtype == F64
-    torch.testing.assert_close(p.alpha(), torch.full((3,), math.exp(-1 / 8), dtype=F64))
+    assert p.coefficients().alpha.dtype == F64
+    torch.testing.assert_close(
+        p.coefficients().alpha, torch.full((3,), math.exp(-1 / 8), dtype=F64)
+    )
     trained = NeuronParameters(LIF(tau_mem=8.0), 3, train_tau=True).to(F64)
     assert trained.tau_mem.dtype == F64 and isinstance(trained.tau_mem, torch.nn.Parameter)
 
@@ -375,26 +379,37 @@ def test_neuron_parameters_float64_keeps_spec_values():
     neuron = LIF(tau_mem=3.3, threshold=0.1)
     p = NeuronParameters(neuron, 2).to(F64)
     alpha = torch.full((2,), neuron.alpha, dtype=F64)
-    torch.testing.assert_close(p.alpha(), alpha, rtol=1e-15, atol=0)
+    torch.testing.assert_close(p.coefficients().alpha, alpha, rtol=1e-15, atol=0)
     torch.testing.assert_close(p.threshold, torch.full((2,), 0.1, dtype=F64), rtol=1e-15, atol=0)
 
 
 def test_trainable_tau_and_threshold_get_gradients():
     torch.manual_seed(6)
-    layer = BPTTLayer(
-        LIF(tau_mem=5.0, tau_syn=2.0), 3, 4, train_tau=True, train_threshold=True, weight_gain=3.0
-    ).to(F64)
+    layer = (
+        BPTT()
+        .layer(
+            LIF(tau_mem=5.0, tau_syn=2.0),
+            3,
+            4,
+            train_tau=True,
+            train_threshold=True,
+            weight_gain=3.0,
+        )
+        .to(F64)
+    )
     x = torch.rand(10, 2, 3, dtype=F64)
     out = layer(x)
     assert out.sum() > 0
-    loss = (out * torch.randn_like(out)).sum() + (layer.last_membrane * torch.randn_like(out)).sum()
+    loss = (out * torch.randn_like(out)).sum() + (
+        layer.neurons.last_membrane * torch.randn_like(out)
+    ).sum()
     loss.backward()
     p = layer.params
     for param in (p.tau_mem, p.tau_syn, p.threshold):
         assert param.grad is not None and param.grad.shape == (4,)
         assert param.grad.abs().max() > 1e-2
-    frozen = BPTTLayer(LIF(tau_mem=5.0), 3, 4)
-    assert {name for name, _ in frozen.named_parameters()} == {"weight"}
+    frozen = BPTT().layer(LIF(tau_mem=5.0), 3, 4)
+    assert {name for name, _ in frozen.named_parameters()} == {"synapse.weight"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -424,7 +439,7 @@ def test_network_with_spiking_output():
     torch.manual_seed(8)
     net = BPTT().network("5-7-3", LIF(), readout=LIF(tau_mem=3.0))
     assert net.output_kind == "spikes"
-    assert isinstance(net.output, BPTTLayer) and net.output.neuron.tau_mem == 3.0
+    assert isinstance(net.output, SpikingLayer) and net.output.neuron.tau_mem == 3.0
     out = net(torch.rand(9, 4, 5))
     assert out.output.shape == (9, 4, 3)
     assert len(out.hidden_spikes) == 1 and out.hidden_spikes[0].shape == (9, 4, 7)

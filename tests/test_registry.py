@@ -17,12 +17,12 @@ from fixtures.distributions import (
 import snnkit.registry
 from snnkit import IF, LI, LIF, SnnkitError
 from snnkit.hookspecs import KINDS
-from snnkit.reference.bptt import BPTT, BPTTLayer, DetachedResetBPTT
+from snnkit.reference.bptt import BPTT, BPTTNeuron, DetachedResetBPTT
 from snnkit.registry import get_registry, load_registry, reload_registry
 from snnkit.surrogates import ATan, Surrogate
 
 BUILTIN_GRADIENTS = {"bptt", "bptt-detached-reset", "exact-autograd"}
-BUILTIN_NEURONS = {"lif", "if", "li"}
+BUILTIN_NEURONS = {"lif", "if", "li", "alif", "rf"}
 BUILTIN_SURROGATES = {"exponential", "fast_sigmoid", "atan", "gaussian", "triangle", "rectangle"}
 BUILTIN_LOSSES = {
     "ce_max",
@@ -192,7 +192,7 @@ def test_plugin_method_builds_a_network_that_runs_forward_and_backward(sandbox):
 
     torch.manual_seed(0)
     net = method.network("5-8-3", registry.neuron("lif"), surrogate=surrogate)
-    assert isinstance(net.layers[0], BPTTLayer)
+    assert isinstance(net.layers[0].neurons, BPTTNeuron)
     assert net.layers[0].surrogate is surrogate
     x = (torch.rand(12, 4, 5) < 0.3).float()
     out = net(x)

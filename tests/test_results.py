@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import sqlite3
 import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from snnkit.errors import SnnkitError
-from snnkit.results import SCHEMA_VERSION, ResultsStore, RunRecord
+from snnkit.results import (
+    SCHEMA_VERSION,
+    STALE_AFTER_S,
+    ResultsStore,
+    RunRecord,
+    is_stale,
+    over_seeds,
+    this_host,
+)
 
 VERSIONS = {"snnkit": "0.1.0", "torch": "2.13", "python": "3.11"}
 
@@ -140,7 +154,7 @@ def test_runs_filtering_and_summary(tmp_path: Path) -> None:
         assert group["test_accuracy_std"] == pytest.approx(statistics.stdev(accs))
         assert group["seconds_per_epoch_mean"] == pytest.approx(statistics.mean(speeds))
         single = summary[1]
-        assert single["runs"] == 1 and single["test_accuracy_std"] == 0.0
+        assert single["runs"] == 1 and single["test_accuracy_std"] is None  # one seed: no spread
         assert summary[0]["seconds_per_epoch_mean"] is None
         assert [g["dataset"] for g in store.summary(dataset="shd")] == ["shd", "shd"]
 
@@ -254,3 +268,99 @@ def test_unserialisable_config_and_closed_store(tmp_path: Path) -> None:
     store.close()  # idempotent
     with pytest.raises(SnnkitError, match="closed"):
         store.runs()
+
+
+def test_a_seed_trained_twice_weighs_once(tmp_path: Path) -> None:
+    with ResultsStore(tmp_path / "r.db") as store:
+        for seed, acc in ((0, 0.80), (0, 0.90), (1, 0.70)):
+            store.finish_run(_start(store, seed=seed), test_accuracy=acc)
+        (group,) = store.summary()
+        runs = store.runs()
+    stats = over_seeds(runs, "test_accuracy")
+    assert stats.per_seed == {0: pytest.approx(0.85), 1: 0.70}
+    assert stats.mean == pytest.approx(0.775)  # not (0.8 + 0.9 + 0.7) / 3
+    assert stats.std == pytest.approx(statistics.stdev([0.85, 0.70]))
+    assert group["runs"] == 3 and group["seeds"] == [0, 1]
+    assert group["test_accuracy_mean"] == pytest.approx(0.775)
+    assert over_seeds(runs[:1], "test_accuracy").std is None
+    assert over_seeds([], "test_accuracy").mean is None
+
+
+def test_a_version_1_database_gains_the_process_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, finished TEXT,
+            status TEXT NOT NULL, method TEXT NOT NULL, neuron TEXT NOT NULL,
+            dataset TEXT NOT NULL, seed INTEGER NOT NULL, config_json TEXT NOT NULL,
+            versions_json TEXT NOT NULL, device TEXT NOT NULL, test_accuracy REAL,
+            train_accuracy REAL, seconds_per_epoch REAL, peak_memory_mb REAL,
+            summary_json TEXT NOT NULL DEFAULT '{}');
+        CREATE TABLE epochs (run_id INTEGER NOT NULL, epoch INTEGER NOT NULL,
+            metrics_json TEXT NOT NULL, PRIMARY KEY (run_id, epoch));
+        INSERT INTO runs (started, status, method, neuron, dataset, seed, config_json,
+            versions_json, device, test_accuracy)
+            VALUES ('2026-01-01T00:00:00.000+00:00', 'completed', 'bptt', 'lif', 'shd', 0,
+                    '{}', '{}', 'cpu', 0.8),
+                   ('2026-01-01T00:00:00.000+00:00', 'running', 'bptt', 'lif', 'shd', 1,
+                    '{}', '{}', 'cpu', NULL);
+        """
+    )
+    conn.commit()
+    conn.close()
+    with ResultsStore(path) as store:
+        old, dead = store.runs(status=None)
+        assert old.test_accuracy == 0.8 and old.pid is None and old.checkpoint is None
+        assert dead.state == "stale"  # no heartbeat, started long ago
+        new = _start(store, seed=2, checkpoint=tmp_path / "c" / "checkpoint.pt")
+        record = store.get(new)
+    assert record.pid == os.getpid() and record.host == this_host()
+    assert record.checkpoint == str(tmp_path / "c" / "checkpoint.pt")
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
+    conn.close()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_running_record_is_stale_once_its_process_is_gone(tmp_path: Path) -> None:
+    with ResultsStore(tmp_path / "r.db") as store:
+        record = store.get(_start(store))
+        finished = store.get(_start(store, seed=1))
+        store.finish_run(finished.id, status="interrupted")
+        finished = store.get(finished.id)
+    assert record.state == "running" and not is_stale(record)  # this very process
+    assert finished.state == "interrupted"
+    assert is_stale(replace(record, pid=_dead_pid()))
+    now = datetime.fromisoformat(record.heartbeat)
+    later = now + timedelta(seconds=STALE_AFTER_S + 1)
+    elsewhere = replace(record, host="another-machine", pid=1)
+    assert not is_stale(elsewhere, now=now + timedelta(seconds=STALE_AFTER_S - 1))
+    assert is_stale(elsewhere, now=later)  # no sign of life for too long
+    assert is_stale(record, now=later)  # alive pid but silent: a reused pid, or hung
+
+
+def test_heartbeat_and_resume_run(tmp_path: Path) -> None:
+    with ResultsStore(tmp_path / "r.db") as store:
+        rid = _start(store)
+        first = store.get(rid).heartbeat
+        with store.beating(rid, every=0.02):
+            deadline = time.monotonic() + 10
+            while store.get(rid).heartbeat == first and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert store.get(rid).heartbeat > first
+        store.finish_run(rid, status="interrupted")
+        assert [r.id for r in store.resumable()] == [rid]
+        store.resume_run(rid, tmp_path / "moved" / "checkpoint.pt")
+        record = store.get(rid)
+        assert record.status == "running" and record.finished is None
+        assert record.checkpoint == str(tmp_path / "moved" / "checkpoint.pt")
+        assert store.resumable() == []

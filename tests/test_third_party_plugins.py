@@ -17,8 +17,9 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from fixtures.cli import cli_invoker, snnkit_process
+from fixtures.cli import cli_invoker
 from fixtures.packages import docs_files, pip, write_package
+from fixtures.processes import run_cli
 from fixtures.pytest_route import conformance_pytest
 
 import snnkit.registry
@@ -208,7 +209,7 @@ def test_each_package_is_found_through_its_entry_point(installed, monkeypatch):
 
 
 def test_plugins_shows_failed_clashing_and_good_plugins_in_120_columns(installed, tmp_path):
-    proc = snnkit_process("plugins", cwd=tmp_path)
+    proc = run_cli("plugins", cwd=tmp_path, width=120, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "…" not in out  # nothing a user needs is cut at 120 characters
@@ -289,7 +290,7 @@ def test_a_clash_blocks_only_commands_that_use_the_name(invoke, tmp_path):
     assert warned(result.stderr) == set(FAILED)
     data = json.loads(out.read_text())
     statuses = [r["status"] for r in data["results"]]
-    assert statuses.count("passed") == 14 and statuses.count("skipped") == 2
+    assert statuses.count("passed") == 18 and statuses.count("skipped") == 3
     assert data["unchecked"] == []
     # the skip reasons are printed, not only written to the JSON
     assert "skipped reverse-lif / multi-spike / float64: one spike per step only" in result.stdout
@@ -299,7 +300,7 @@ def test_a_clash_blocks_only_commands_that_use_the_name(invoke, tmp_path):
 def test_pytest_route_checks_the_chosen_method_despite_a_clash(installed, tmp_path):
     proc = conformance_pytest("--snnkit-grad", GOOD, "-q", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "14 passed, 2 skipped" in proc.stdout
+    assert "18 passed, 3 skipped" in proc.stdout
     # failed plugins elsewhere are listed in the summary, not failed
     for name, (dist, _) in FAILED.items():
         assert f"warning: plugin '{name}' ({dist} 0.1) failed to load" in proc.stdout
@@ -330,14 +331,14 @@ def test_conformance_fails_both_subtly_broken_methods(invoke, tmp_path):
     by_method = {n: [r for r in results if r["method"] == n] for n in names}
     # a surrogate 2 % off: every case that runs fails, far outside float64's 1e-10
     wide = [r for r in by_method[f"{GOOD}-wide"] if r["status"] != "skipped"]
-    assert len(wide) == 14 and all(r["status"] == "failed" for r in wide)
+    assert len(wide) == 18 and all(r["status"] == "failed" for r in wide)
     assert min(r["max_rel_err"] for r in wide) > 1e-3
     # the dropped reset term (reset by subtraction) fails wherever a reset reaches a later
     # step: every case but T=1 (one step) and reset-zero (the other reset, untouched)
     detached = {r["case"]: r["status"] for r in by_method[f"{GOOD}-detached"]}
     passed = [case for case, status in detached.items() if status == "passed"]
     assert passed == ["T=1", "reset-zero"]
-    assert list(detached.values()).count("failed") == 12
+    assert list(detached.values()).count("failed") == 16
 
 
 @pytest.mark.slow

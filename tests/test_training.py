@@ -91,7 +91,7 @@ def test_thresholds_get_their_own_parameter_group():
     main, thresholds = t.optimizer.param_groups
     assert main["lr"] == TINY_LR and thresholds["lr"] == 0.05
     names = {id(p): n for n, p in t.model.named_parameters()}
-    assert [names[id(p)] for p in thresholds["params"]] == ["layers.0.params.threshold"]
+    assert [names[id(p)] for p in thresholds["params"]] == ["0.neurons.params.threshold"]
     assert all(not names[id(p)].endswith("threshold") for p in main["params"])
     # the rate defaults to --lr; without trained thresholds there is one group
     assert Trainer(RunConfig(epochs=1, **THRESH)).optimizer.param_groups[1]["lr"] == TINY_LR

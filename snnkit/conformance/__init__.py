@@ -79,6 +79,9 @@ def run_case(
     dtype: str = "float64",
     device: str = "cpu",
     peers: Iterable = (),
+    *,
+    neuron=None,
+    surrogate=None,
 ) -> CaseResult:
     """Run the case called ``case_name`` for ``method`` (``"case = peer"``: the agreement
     with the peer of that name, from ``peers``)."""
@@ -93,7 +96,7 @@ def run_case(
     if method.representation == "raster":
         from snnkit.conformance.raster import run_raster_case
 
-        return run_raster_case(method, case, dtype, device)
+        return run_raster_case(method, case, dtype, device, neuron=neuron, surrogate=surrogate)
     from snnkit.conformance.events import run_agreement_case, run_event_case
 
     if peer_name:
@@ -112,11 +115,15 @@ def iter_cases(
     dtypes: Iterable[str] = ("float64",),
     device: str = "cpu",
     peers: Iterable = (),
+    *,
+    neuron=None,
+    surrogate=None,
 ) -> Iterator[CaseResult]:
-    """Run every pair of :func:`plan`, yielding results as they finish."""
+    """Run every pair of :func:`plan`, yielding results as they finish; ``neuron`` and
+    ``surrogate`` (raster methods) replace the default LIF and exponential surrogate."""
     peers = list(peers)
     for name, dtype in plan(method, dtypes, peers):
-        yield run_case(method, name, dtype, device, peers)
+        yield run_case(method, name, dtype, device, peers, neuron=neuron, surrogate=surrogate)
 
 
 def check(
@@ -124,6 +131,7 @@ def check(
     dtypes: Iterable[str] = ("float64",),
     device: str = "cpu",
     peers: Iterable = (),
+    **subject,
 ) -> list[CaseResult]:
     """All results for ``method`` (see :func:`iter_cases`)."""
-    return list(iter_cases(method, dtypes, device, peers))
+    return list(iter_cases(method, dtypes, device, peers, **subject))

@@ -16,29 +16,43 @@ from typing import Any
 
 import torch
 
+from snnkit import arch
+from snnkit.arch import SYNAPSE_OPTIONS
 from snnkit.conformance.metrics import compare, worst_tensor
 from snnkit.conformance.result import CaseResult
 from snnkit.errors import SnnkitError
 from snnkit.methods import GradientMethod
-from snnkit.neurons import IF, LIF
+from snnkit.neurons import IF, LIF, NeuronSpec, own_kind
+from snnkit.nn import Network, Readout, TimeDistributed
 from snnkit.reference.bptt import BPTT, DetachedResetBPTT
 from snnkit.surrogates import ATan, Exponential, FastSigmoid, Surrogate, Triangle
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+DEFAULT_NEURON = LIF(tau_mem=5.0)
 
 
 @dataclass(frozen=True)
 class RasterCase:
-    """One seeded network, input and loss."""
+    """One seeded network, input and loss.
+
+    The network is an MLP of ``shape`` by default, the layers of ``arch`` on input
+    features ``input_shape``, or (``features``) one population of neurons of that shape
+    fed random currents directly, then a readout. ``neuron`` None is the neuron under test
+    (LIF(tau_mem=5) unless the run names one); a case with its own ``neuron`` checks a
+    variant of that kind only. ``surrogate`` None is the surrogate under test.
+    """
 
     name: str
-    neuron: LIF = field(default_factory=lambda: LIF(tau_mem=5.0))
+    neuron: NeuronSpec | None = None
     shape: str = "6-8-4"
+    arch: str | None = None
+    input_shape: tuple[int, ...] = ()
+    features: tuple[int, ...] | None = None
     steps: int = 30
     batch: int = 3
     recurrent: bool = False
     chunks: int = 1
-    surrogate: Surrogate = field(default_factory=Exponential)
+    surrogate: Surrogate | None = None
     layer_options: dict[str, Any] = field(default_factory=dict)
     input_rate: float = 0.3
     weight_gain: float = 2.5
@@ -46,6 +60,14 @@ class RasterCase:
     @property
     def seed(self) -> int:
         return zlib.crc32(self.name.encode())
+
+    @property
+    def n_inputs(self) -> int:
+        if self.features is not None:
+            return math.prod(self.features)
+        if self.arch is not None:
+            return math.prod(self.input_shape)
+        return int(self.shape.split("-")[0])
 
 
 RASTER_CASES: tuple[RasterCase, ...] = (
@@ -71,7 +93,34 @@ RASTER_CASES: tuple[RasterCase, ...] = (
         neuron=LIF(tau_mem=5.0, tau_syn=2.0),
         layer_options={"train_tau": True, "train_threshold": True},
     ),
+    # architectures: neurons of any shape behind torch layers
+    RasterCase(
+        "conv-pool-dense",
+        arch="4c3-a2-6-4",
+        input_shape=(2, 6, 6),
+        weight_gain=3.0,
+        input_rate=0.4,
+    ),
+    RasterCase(
+        "conv-bn-chained",
+        arch="3c3p1-bn-m2-5-4",
+        input_shape=(2, 4, 4),
+        chunks=2,
+        input_rate=0.4,
+    ),
+    RasterCase(
+        "channel-thresholds",
+        arch="4c3-a2-6-4",
+        input_shape=(2, 6, 6),
+        weight_gain=3.0,
+        input_rate=0.4,
+        layer_options={"train_threshold": True, "sharing": "channel"},
+    ),
+    RasterCase("neurons-3d", features=(2, 3, 4), weight_gain=1.5),
+    RasterCase("neurons-4d", features=(2, 2, 3, 2), chunks=2, weight_gain=1.5),
 )
+# cases that exist to vary the surrogate (redundant when a surrogate is under test)
+SURROGATE_CASES = ("fast-sigmoid", "atan", "triangle")
 
 
 def oracle_for(method: GradientMethod) -> GradientMethod:
@@ -85,13 +134,32 @@ def oracle_for(method: GradientMethod) -> GradientMethod:
     )
 
 
-def _build(method: GradientMethod, case: RasterCase, **extra):
+def _build(method: GradientMethod, case: RasterCase, neuron, surrogate, **extra):
+    options = {**case.layer_options, **extra}
+    if case.features is not None:
+        weightless = {k: v for k, v in options.items() if k not in SYNAPSE_OPTIONS}
+        pop = method.neuron(neuron, case.features, surrogate=surrogate, **weightless)
+        flat = math.prod(case.features)
+        return Network(
+            TimeDistributed(torch.nn.Unflatten(1, case.features)),
+            pop,
+            TimeDistributed(torch.nn.Flatten()),
+            Readout(flat, 3),
+        )
+    if case.arch is not None:
+        layers = arch.parse(case.arch)
+        return arch.build(
+            layers,
+            method,
+            neuron,
+            input_shape=case.input_shape,
+            num_classes=layers[-1].size,
+            surrogate=surrogate,
+            recurrent=case.recurrent,
+            **options,
+        )
     return method.network(
-        case.shape,
-        case.neuron,
-        recurrent=case.recurrent,
-        surrogate=case.surrogate,
-        **{**case.layer_options, **extra},
+        case.shape, neuron, recurrent=case.recurrent, surrogate=surrogate, **options
     )
 
 
@@ -107,17 +175,16 @@ def _trained_like(net: torch.nn.Module) -> dict[str, bool]:
     return extra
 
 
-def _randomise(net: torch.nn.Module, case: RasterCase, gen: torch.Generator) -> None:
-    """Weights ~ N(0, (gain * theta)^2 / fan_in), recurrent ones smaller; fixed by the case."""
-    theta = getattr(case.neuron, "threshold", 1.0)
+def _randomise(net: torch.nn.Module, case: RasterCase, theta: float, gen: torch.Generator) -> None:
+    """Synaptic weights ~ N(0, (gain * theta)^2 / fan_in), recurrent ones smaller; fixed by
+    the case (one-dimensional parameters, e.g. batch norm's, keep their values)."""
     with torch.no_grad():
         for name, p in net.named_parameters():
-            if name.endswith("recurrent_weight"):
-                std = 0.5 * case.weight_gain * theta / math.sqrt(p.shape[1])
-            elif name.endswith("weight"):
-                std = case.weight_gain * theta / math.sqrt(p.shape[1])
-            else:
+            if not name.endswith("weight") or p.ndim < 2:
                 continue
+            fan_in = p[0].numel()
+            scale = 0.5 if name.endswith("recurrent_weight") else 1.0
+            std = scale * case.weight_gain * theta / math.sqrt(fan_in)
             p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * std)
 
 
@@ -137,6 +204,8 @@ def _run(
         )
     output = torch.cat(outs)
     spikes = [torch.cat(h) for h in hidden]
+    if coefs is None:
+        return output.new_zeros(()), output, spikes
     c_out, c_hidden = coefs
     loss = (output * c_out.to(output)).sum() + sum(
         (s * c.to(s)).sum() for s, c in zip(spikes, c_hidden, strict=True)
@@ -156,47 +225,70 @@ def _gradients(net, x, case, coefs):
     return output.detach(), [s.detach() for s in spikes], ["input", *names], grads
 
 
+def subject_of(
+    case: RasterCase, neuron: NeuronSpec | None, surrogate: Surrogate | None
+) -> tuple[NeuronSpec, Surrogate] | str:
+    """The (neuron, surrogate) ``case`` runs with, given the neuron and surrogate under
+    test (None: the defaults), or why the case does not apply to them."""
+    if case.neuron is not None and neuron is not None and own_kind(neuron) != case.neuron.kind:
+        return f"a variant of '{case.neuron.kind}', not '{neuron.kind}'"
+    if case.surrogate is not None and surrogate is not None:
+        return f"varies the surrogate; this run checks {surrogate.describe()}"
+    chosen = case.neuron or neuron or DEFAULT_NEURON
+    return chosen, case.surrogate or surrogate or Exponential()
+
+
 def run_raster_case(
-    method: GradientMethod, case: RasterCase, dtype: str = "float64", device: str = "cpu"
+    method: GradientMethod,
+    case: RasterCase,
+    dtype: str = "float64",
+    device: str = "cpu",
+    *,
+    neuron: NeuronSpec | None = None,
+    surrogate: Surrogate | None = None,
 ) -> CaseResult:
     """Run one case; never raises for a method's failure (it is reported in the result)."""
     base = CaseResult.base(method, case.name, "raster", dtype, device)
     tol = base["tolerance"]
-    reason = method.supports(case.neuron)
+    subject = subject_of(case, neuron, surrogate)
+    if isinstance(subject, str):
+        return CaseResult.skip(base, subject)
+    neuron, surrogate = subject
+    reason = method.supports(neuron)
     if reason is not None:
         return CaseResult.skip(base, reason)
     oracle = oracle_for(method)
     gen = torch.Generator().manual_seed(case.seed)
     try:
-        net = _build(method, case)
+        net = _build(method, case, neuron, surrogate)
     except (SnnkitError, TypeError, NotImplementedError) as exc:
         return CaseResult.skip(base, f"not offered by the method: {exc}")
-    ref = _build(oracle, case, **_trained_like(net))
-    _randomise(net, case, gen)
+    ref = _build(oracle, case, neuron, surrogate, **_trained_like(net))
+    theta = neuron.quantities().get("threshold", 1.0)
+    _randomise(net, case, theta, gen)
     try:
         ref.load_state_dict(net.state_dict())
     except RuntimeError as exc:
         return CaseResult.error(
             base,
-            f"parameters do not match the oracle's layout (weight, recurrent_weight, params.*): {exc}",
+            f"parameters do not match the oracle's layout (synapse, neurons.params.*): {exc}",
         )
     torch_dtype = DTYPES[dtype]
     net.to(device, torch_dtype)
     ref.to("cpu", torch_dtype)
-    n_in = int(case.shape.split("-")[0])
-    x = (
-        torch.rand(case.steps, case.batch, n_in, generator=gen, dtype=torch.float64)
-        < case.input_rate
-    ).to(torch_dtype)
-    sizes = [int(s) for s in case.shape.split("-")]
-    c_hidden = [
-        torch.randn(case.steps, case.batch, n, generator=gen, dtype=torch.float64)
-        for n in sizes[1:-1]
-    ]
-    coefs = (
-        torch.randn(case.steps, case.batch, sizes[-1], generator=gen, dtype=torch.float64),
-        c_hidden,
-    )
+    shape = (case.steps, case.batch, case.n_inputs)
+    if case.features is None:  # input spikes
+        x = (torch.rand(shape, generator=gen, dtype=torch.float64) < case.input_rate).to(
+            torch_dtype
+        )
+    else:  # input currents straight into the neurons
+        x = (torch.rand(shape, generator=gen, dtype=torch.float64) * case.weight_gain * theta).to(
+            torch_dtype
+        )
+    with torch.no_grad():  # the shapes of what the loss reads
+        _, probe_out, probe_hidden = _run(ref, x, case.chunks, None)
+    c_hidden = [torch.randn(h.shape, generator=gen, dtype=torch.float64) for h in probe_hidden]
+    coefs = (torch.randn(probe_out.shape, generator=gen, dtype=torch.float64), c_hidden)
 
     try:
         out, spikes, names, grads = _gradients(net, x.to(device), case, coefs)

@@ -68,6 +68,11 @@ class SpikeDataset:
         """Number of classes."""
         return len(self.classes)
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Features of one step (flat here: ``(N,)``)."""
+        return (self.num_inputs,)
+
     def raster(self, dt: float, steps: int | None = None) -> torch.Tensor:
         """All samples as a float32 ``[T, S, N]`` raster (last result cached; don't mutate)."""
         key = (float(dt), steps)

@@ -92,6 +92,15 @@ class EventDataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Features of one step: ``(P, H, W)`` for a camera, ``(N,)`` for audio (or with a
+        delay line); the raster's flat channel order is this shape's."""
+        w, h, p = self.sensor_size
+        if (h == 1 and p == 1) or self.delay_line > 1:
+            return (self.num_inputs,)
+        return (p, h, w)
+
     def recording(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Times (ms) and flat channels of recording ``i`` of this split, as cached."""
         return self.store.recording(int(self.index[i]))

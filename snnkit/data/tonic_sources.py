@@ -16,6 +16,7 @@ Layout under the data directory ``D`` (the one tonic's ``save_to=D`` produces):
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from snnkit.errors import SnnkitError
+from snnkit.errors import JobFailed, SnnkitError
 
 __all__ = [
     "SOURCES",
@@ -318,16 +319,36 @@ def read_split(
 
 
 def download(source: Source, data_dir: Path) -> None:
-    """Fetch every missing split with tonic's own downloader (checksummed), explicitly."""
+    """Fetch every missing split with tonic's own downloader (checksummed), explicitly. A
+    failure (:class:`JobFailed`) removes the empty folders this call created."""
     datasets = require_tonic()
     cls = getattr(datasets, source.tonic_class)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    new = [p for p in (data_dir, *data_dir.parents) if not p.exists()]
+    before = set(data_dir.iterdir()) if data_dir.is_dir() else set()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SnnkitError(
+            f"--data-dir {data_dir}: cannot create it ({exc.strerror or exc}); choose another path"
+        ) from None
     for split in missing_splits(source, data_dir):
         try:
             cls(str(data_dir), **source.tonic_args[split])
         except Exception as exc:
-            raise SnnkitError(
+            _remove_empty([p for p in data_dir.iterdir() if p not in before] + new)
+            raise JobFailed(
                 f"downloading {source.name} ({split}) into {data_dir} failed: "
                 f"{type(exc).__name__}: {exc}; check the network, or fetch the files by hand "
                 "(docs/datasets.md lists the sources and the layout)"
             ) from None
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove each of ``folders`` that holds nothing but empty folders (a partial download
+    stays where it is)."""
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for root, _, _ in sorted(os.walk(folder), key=lambda w: -len(w[0])):
+            with contextlib.suppress(OSError):  # not empty
+                os.rmdir(root)

@@ -1,10 +1,13 @@
-"""The BPTT oracle: a plain autograd loop over the discrete-time LIF equations (METHODS.md §1).
+"""The BPTT oracle: a plain autograd loop over a neuron's own reference step.
 
-Every raster method's gradient is checked against this loop in float64. It is written
-for clarity, step by step, with the surrogate entering only through :class:`SpikeFunction`
-(reverse mode and forward mode, so the loop's gradient can be verified by ``torch.func.jvp``).
-``reset_grad="through"`` lets the spike inside the reset carry its surrogate gradient
-(EXODUS's oracle); ``"detached"`` stops it (SLAYER's oracle).
+Every raster method's gradient is checked against this loop in float64. It runs any
+neuron spec's :meth:`~snnkit.neurons.NeuronSpec.step` step by step under autograd, so
+``--grad bptt`` trains every registered neuron and a plugin neuron's oracle is its own
+dynamics. The surrogate enters only through :class:`SpikeFunction` (reverse mode and
+forward mode, so the loop's gradient can be verified by ``torch.func.jvp``).
+``reset_grad="through"`` lets the spike inside a reset carry its surrogate gradient
+(EXODUS's oracle); ``"detached"`` stops it (SLAYER's oracle). The conventions are
+written out in ``docs/neurons.md``.
 """
 
 from __future__ import annotations
@@ -13,25 +16,14 @@ from typing import Literal
 
 import torch
 
+from snnkit.errors import SnnkitError
 from snnkit.methods import GradientMethod
-from snnkit.neurons import LIF, NeuronSpec
-from snnkit.nn import LIFState, SpikingLayer
+from snnkit.neurons import NeuronSpec, fire
+from snnkit.nn import SpikingNeuron
 from snnkit.surrogates import Surrogate
 
 ResetGrad = Literal["through", "detached"]
-
-
-def heaviside_spikes(
-    v: torch.Tensor, theta: torch.Tensor, max_spikes: int | None, multi: bool
-) -> torch.Tensor:
-    """a = H(v - theta), or H(v - theta) * min(floor(v/theta), max_spikes) for multi-spike."""
-    fired = v >= theta
-    if not multi:
-        return fired.to(v.dtype)
-    count = torch.floor(v / theta)
-    if max_spikes is not None:
-        count = torch.clamp(count, max=max_spikes)
-    return torch.where(fired, count, torch.zeros_like(v))
+RESET_GRADS = ("through", "detached")
 
 
 class SpikeFunction(torch.autograd.Function):
@@ -39,7 +31,7 @@ class SpikeFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(v, theta, surrogate, max_spikes, multi):  # noqa: D102
-        return heaviside_spikes(v, theta, max_spikes, multi)
+        return fire(v, theta, max_spikes, multi)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -78,64 +70,57 @@ def spike(
     return SpikeFunction.apply(v, theta, surrogate, max_spikes, multi)
 
 
-def lif_loop(
-    current: torch.Tensor,
-    state: LIFState,
-    *,
-    alpha: torch.Tensor,
-    beta: torch.Tensor | None,
-    theta: torch.Tensor,
-    reset_amount: torch.Tensor,
-    neuron: LIF,
-    surrogate: Surrogate,
-    reset_grad: ResetGrad = "through",
-    recurrent_weight: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, LIFState]:
-    """Run the LIF equations step by step. Returns (spikes, pre-reset v, final state), time-first."""
-    v, i, a = state.v, state.i, state.a
-    spikes, membrane = [], []
+class SurrogateSpike:
+    """The :class:`~snnkit.neurons.SpikeFn` of the oracle: fires with a surrogate gradient,
+    detaches the spike inside a reset for ``reset_grad="detached"``, and records the
+    membrane each spike was read from (``membrane``, for inspection and tests)."""
+
+    def __init__(self, surrogate: Surrogate, reset_grad: ResetGrad = "through") -> None:
+        self.surrogate, self.detached = surrogate, reset_grad == "detached"
+        self.membrane: list[torch.Tensor] = []
+
+    def __call__(self, v, theta, *, multi=False, max_spikes=None):
+        self.membrane.append(v)
+        return SpikeFunction.apply(v, theta, self.surrogate, max_spikes, multi)
+
+    def reset(self, a):
+        return a.detach() if self.detached else a
+
+
+def run_steps(neuron, coefficients, state, current, spike_fn, recurrent_weight=None):
+    """Loop ``neuron.step`` over ``current`` ``[T, B, N]``; returns (outputs, final state).
+
+    A recurrent population adds ``a_{t-1} @ recurrent_weight.T`` to each step's current,
+    ``a`` being the state's last spikes.
+    """
+    outputs = []
     # unbind (backward: one stack) rather than current[t] (backward: a full-size zero
     # buffer per step, O(T^2) in total)
     for x in current.unbind(0):
         if recurrent_weight is not None:
-            x = x + a @ recurrent_weight.t()
-        i = x if beta is None else beta * i + x
-        v = alpha * v + i  # pre-reset membrane v_t
-        a = spike(v, theta, surrogate, neuron.max_spikes, neuron.multi_spike)
-        membrane.append(v)
-        spikes.append(a)
-        a_reset = a if reset_grad == "through" else a.detach()
-        v = v - reset_amount * a_reset if neuron.reset == "subtract" else v * (1 - a_reset)
-    return torch.stack(spikes), torch.stack(membrane), LIFState(v, None if beta is None else i, a)
+            x = x + state.a @ recurrent_weight.t()
+        out, state = neuron.step(coefficients, state, x, spike_fn)
+        outputs.append(out)
+    return torch.stack(outputs), state
 
 
-class BPTTLayer(SpikingLayer):
-    """A spiking layer whose gradient is autograd through :func:`lif_loop`."""
+class BPTTNeuron(SpikingNeuron):
+    """A population whose gradient is autograd through its neuron's reference step."""
 
     def __init__(self, *args, reset_grad: ResetGrad = "through", **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if reset_grad not in ("through", "detached"):
-            from snnkit.errors import SnnkitError
-
+        if reset_grad not in RESET_GRADS:
             raise SnnkitError(f"reset_grad must be 'through' or 'detached', got {reset_grad!r}")
         self.reset_grad = reset_grad
         self.last_membrane: torch.Tensor | None = None
 
     def dynamics(self, current, state):
-        p = self.params
-        spikes, membrane, state = lif_loop(
-            current,
-            state,
-            alpha=p.alpha(current),
-            beta=p.beta(current),
-            theta=p.theta(current),
-            reset_amount=p.reset_amount(current),
-            neuron=self.neuron,
-            surrogate=self.surrogate,
-            reset_grad=self.reset_grad,
-            recurrent_weight=self.recurrent_weight,
+        spike_fn = SurrogateSpike(self.surrogate, self.reset_grad)
+        coefficients = self.params.coefficients(current)
+        spikes, state = run_steps(
+            self.neuron, coefficients, state, current, spike_fn, self.recurrent_weight
         )
-        self.last_membrane = membrane
+        self.last_membrane = torch.stack(spike_fn.membrane) if spike_fn.membrane else None
         return spikes, state
 
 
@@ -143,26 +128,26 @@ class BPTT(GradientMethod):
     """Surrogate-gradient backpropagation through time with a plain autograd graph."""
 
     name = "bptt"
-    summary = "Surrogate-gradient BPTT, autograd through a step loop (the reference oracle)"
+    summary = "Surrogate-gradient BPTT, autograd through any neuron's step (the reference oracle)"
     paper = "Neftci, Mostafa & Zenke, IEEE Signal Processing Magazine 36(6), 2019"
-    version = "1"
+    version = "2"
     representation = "raster"
     oracle = "bptt"
     exact = True
-    neurons = ("lif", "if")
+    neurons = ("*",)  # any neuron with a reference step
+    reset_grad: ResetGrad = "through"
 
-    def supports(self, neuron: NeuronSpec) -> str | None:
-        if isinstance(neuron, LIF):
-            return None
-        return f"BPTT simulates LIF/IF hidden layers; '{neuron.kind}' is a readout neuron"
+    def supports(self, neuron):
+        if not neuron.spiking:
+            return f"'{neuron.kind}' does not spike: it is a readout neuron"
+        if type(neuron).step is NeuronSpec.step:
+            return f"neuron '{neuron.kind}' defines no step (its dynamics) to differentiate"
+        return None
 
-    def layer(
-        self, neuron, in_features, out_features, *, recurrent=False, surrogate=None, **options
-    ):
-        self.check(neuron)
-        return BPTTLayer(
-            neuron, in_features, out_features, recurrent=recurrent, surrogate=surrogate, **options
-        )
+    def neuron(self, spec, shape=None, *, surrogate=None, recurrent=False, **options):
+        self.check(spec)
+        options.setdefault("reset_grad", self.reset_grad)
+        return BPTTNeuron(spec, shape, surrogate=surrogate, recurrent=recurrent, **options)
 
 
 class DetachedResetBPTT(BPTT):
@@ -171,11 +156,4 @@ class DetachedResetBPTT(BPTT):
     name = "bptt-detached-reset"
     summary = "Surrogate-gradient BPTT with the reset's gradient detached (SLAYER's oracle)"
     oracle = "bptt-detached-reset"
-
-    def layer(
-        self, neuron, in_features, out_features, *, recurrent=False, surrogate=None, **options
-    ):
-        options.setdefault("reset_grad", "detached")
-        return super().layer(
-            neuron, in_features, out_features, recurrent=recurrent, surrogate=surrogate, **options
-        )
+    reset_grad: ResetGrad = "detached"

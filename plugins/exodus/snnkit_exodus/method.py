@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from snnkit import LIF, GradientMethod, host
+from snnkit import GradientMethod, host
 from snnkit.errors import SnnkitError
 from snnkit.events import check_raster
-from snnkit.nn import LIFState, SpikingLayer
+from snnkit.neurons import LIFState
+from snnkit.nn import SpikingLayer, SpikingNeuron
 from snnkit_exodus import cuda, scan
 
 
@@ -155,43 +156,36 @@ class ExodusInputFunction(torch.autograd.Function):
 SAVES = ("v", "input")
 
 
-class ExodusLayer(SpikingLayer):
-    """A LIF/IF layer whose gradient is computed by EXODUS's reverse scan.
-
-    ``save="v"`` (default) keeps the pre-reset membrane for the backward; ``save="input"``
-    keeps only the layer's input (as uint8 for spike counts) and recomputes the rest:
-    less memory for one more matmul and forward scan per backward.
-    """
-
-    def __init__(self, *args, save: str = "v", **options) -> None:
-        super().__init__(*args, **options)
-        if save not in SAVES:
-            raise SnnkitError(f"--layer-opt save={save!r}: use one of {', '.join(SAVES)}")
-        self.save = save
+class ExodusNeuron(SpikingNeuron):
+    """LIF/IF neurons of any shape whose gradient is computed by EXODUS's reverse scan;
+    the forward keeps the pre-reset membrane for the backward."""
 
     def _state(self, like: torch.Tensor, state: LIFState):
-        p = self.params
-        m_is_theta = p.fixed_subtract is None
-        theta = p.theta(like)
-        m = theta if m_is_theta else p.reset_amount(like)
+        c = self.params.coefficients(like)
+        m_is_theta = self.neuron.subtract is None
         config = (self.surrogate, self.neuron.max_spikes, self.neuron.multi_spike, m_is_theta)
-        inputs = (state.v, state.i, state.a, p.alpha(like), p.beta(like), theta, m)
+        inputs = (state.v, state.i, state.a, c.alpha, c.beta, c.theta, c.m)
         return (*inputs, self.recurrent_weight, config)
 
     def dynamics(self, current: torch.Tensor, state: LIFState):
         spikes, vpost, i, a = ExodusFunction.apply(current, *self._state(current, state))
         return spikes, LIFState(vpost, i if state.i is not None else None, a)
 
+
+class ExodusInputLayer(SpikingLayer):
+    """Dense + EXODUS LIF layer that keeps only its input (as uint8 for spike counts) and
+    recomputes the current and membrane in the backward (``--layer-opt save=input``):
+    less memory for one more matmul and forward scan per backward."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.save == "v":
-            return super().forward(x)
         check_raster(x, f"input of {type(self).__name__}", self.in_features)
-        state = self.initial_state(x)
+        neurons = self.neurons
+        state = neurons.initial_state(x.new_empty(x.shape[0], x.shape[1], self.out_features))
         like = x.new_empty(0)  # parameters in the input's dtype and device
         spikes, vpost, i, a = ExodusInputFunction.apply(
-            x, self.weight, self.bias, *self._state(like, state)
+            x, self.synapse.weight, self.synapse.bias, *neurons._state(like, state)
         )
-        self.state = LIFState(vpost, i if state.i is not None else None, a)
+        neurons.state = LIFState(vpost, i if state.i is not None else None, a)
         return spikes
 
 
@@ -201,23 +195,27 @@ class Exodus(GradientMethod):
     name = "exodus"
     summary = "EXODUS: exact BPTT gradients (reset through) by an O(T) reverse scan, no graph"
     paper = "Bauer, Lenz, Haghighatshoar & Sheik, EXODUS, Frontiers in Neuroscience 2023 (arXiv 2205.10242)"
-    version = "1"
+    version = "2"
     representation = "raster"
     oracle = "bptt"
     exact = True
     neurons = ("lif", "if")
 
     def supports(self, neuron):
-        if not isinstance(neuron, LIF):
-            return "EXODUS simulates LIF/IF hidden layers"
-        if neuron.reset != "subtract":
+        reason = super().supports(neuron)
+        if reason is None and neuron.reset != "subtract":
             return "EXODUS needs reset='subtract' (its backward assumes a subtractive reset)"
-        return None
+        return reason
 
-    def layer(
-        self, neuron, in_features, out_features, *, recurrent=False, surrogate=None, **options
-    ):
+    def neuron(self, spec, shape=None, *, surrogate=None, recurrent=False, **options):
+        self.check(spec)
+        return ExodusNeuron(spec, shape, surrogate=surrogate, recurrent=recurrent, **options)
+
+    def layer(self, neuron, in_features, out_features, *, save: str = "v", **options):
+        """Dense + EXODUS neurons; ``save="input"`` fuses them to keep only the input."""
+        if save not in SAVES:
+            raise SnnkitError(f"--layer-opt save={save!r}: use one of {', '.join(SAVES)}")
+        if save == "v":
+            return super().layer(neuron, in_features, out_features, **options)
         self.check(neuron)
-        return ExodusLayer(
-            neuron, in_features, out_features, recurrent=recurrent, surrogate=surrogate, **options
-        )
+        return ExodusInputLayer.of(self, neuron, in_features, out_features, **options)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from snnkit.reference.bptt import heaviside_spikes
+from snnkit.neurons import fire
 
 
 def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi):
@@ -41,11 +41,11 @@ def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, 
         i = x if beta is None else torch.addcmul(x, beta, i)
         v = torch.addcmul(i, alpha, vpost, out=v_all[t])
         if per_step_spikes:
-            a = heaviside_spikes(v, theta, max_spikes, multi)
+            a = fire(v, theta, max_spikes, multi)
             vpost = v - m * a
         else:
             vpost = torch.where(v >= theta, v - m, v)
-    a_all = heaviside_spikes(v_all, theta, max_spikes, multi)
+    a_all = fire(v_all, theta, max_spikes, multi)
     return v_all, a_all, (vpost, i, a_all[-1])
 
 
@@ -96,7 +96,7 @@ def reverse_scan(
             m_is_theta,
         )
     # recurrent: the spike adjoint of step t needs lam_x_{t+1} W_rec, so step by step
-    a_all = heaviside_spikes(v_all, theta, max_spikes, multi)
+    a_all = fire(v_all, theta, max_spikes, multi)
     s_all = surrogate(v_all, theta)
     lam_v, lam_a, lam_vpost = (torch.empty_like(v_all) for _ in range(3))
     lam_i = torch.empty_like(v_all) if beta is not None else lam_v  # = lam_x, dL/dc
@@ -161,7 +161,7 @@ def _reverse_scan_feedforward(
     (METHODS.md §2); the final-state gradient enters as ``lam_vpost_{T-1}``.
     """
     steps = v_all.shape[0]
-    a_all = heaviside_spikes(v_all, theta, max_spikes, multi)
+    a_all = fire(v_all, theta, max_spikes, multi)
     s_all = surrogate(v_all, theta)
     one_minus = 1.0 - m * s_all
     f_all = alpha * one_minus  # d v_{t+1} / d v_t, through decay and reset

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from snnkit import LIF, GradientMethod
+from snnkit import GradientMethod
 from snnkit.errors import SnnkitError
-from snnkit.nn import LIFState, SpikingLayer
+from snnkit.neurons import LIFState
+from snnkit.nn import SpikingNeuron
 from snnkit_rouser import scan
 from snnkit_rouser.surrogate import RouserExponential
 
-SHARING = ("neuron", "layer")
+SHARING = ("neuron", "channel", "layer")
 RESET_GRADS = ("detached", "through")
 
 
@@ -86,19 +86,20 @@ class RouserFunction(torch.autograd.Function):
         )
 
 
-class RouserLayer(SpikingLayer):
-    """A LIF/IF layer with a trainable threshold per neuron (or one per layer).
+class RouserNeuron(SpikingNeuron):
+    """LIF/IF neurons with a trainable threshold per neuron (or per channel, or one per
+    population).
 
-    Options beyond :class:`snnkit.nn.SpikingLayer`'s: ``threshold_sharing`` ("neuron" or
-    "layer"), ``reset_grad`` ("detached", the paper's choice, or "through"), and ``th_min``
-    (the threshold is projected onto ``[th_min, inf)`` before every forward pass).
+    Options beyond :class:`snnkit.nn.SpikingNeuron`'s: ``threshold_sharing`` ("neuron",
+    "channel" or "layer"), ``reset_grad`` ("detached", the paper's choice, or "through"),
+    and ``th_min`` (the threshold is projected onto ``[th_min, inf)`` before every forward
+    pass).
     """
 
     def __init__(
         self,
         neuron,
-        in_features,
-        out_features,
+        shape=None,
         *,
         threshold_sharing: str = "neuron",
         reset_grad: str = "detached",
@@ -107,15 +108,16 @@ class RouserLayer(SpikingLayer):
     ) -> None:
         if threshold_sharing not in SHARING:
             raise SnnkitError(
-                f"threshold_sharing must be 'neuron' or 'layer', got {threshold_sharing!r}"
+                f"threshold_sharing must be one of {', '.join(SHARING)}, got {threshold_sharing!r}"
             )
         if reset_grad not in RESET_GRADS:
             raise SnnkitError(f"reset_grad must be 'detached' or 'through', got {reset_grad!r}")
         options.setdefault("train_threshold", True)  # the method is the trained threshold
         trainable = options["train_threshold"]
-        if threshold_sharing == "layer" and not trainable:
+        if threshold_sharing != "neuron" and not trainable:
             raise SnnkitError(
-                "threshold_sharing='layer' shares a trained threshold; add train_threshold=true"
+                f"threshold_sharing={threshold_sharing!r} shares a trained threshold; add "
+                "train_threshold=true"
             )
         if th_min is not None:
             if not (isinstance(th_min, int | float) and 0 < th_min < float("inf")):
@@ -127,24 +129,22 @@ class RouserLayer(SpikingLayer):
                     f"th_min={th_min} exceeds the initial threshold {neuron.threshold}; "
                     "lower th_min or raise the neuron's threshold"
                 )
-        super().__init__(neuron, in_features, out_features, **options)
-        if threshold_sharing == "layer":
-            self.params.threshold = nn.Parameter(torch.full((1,), float(neuron.threshold)))
+        options.setdefault("sharing", threshold_sharing)
+        super().__init__(neuron, shape, **options)
         self.threshold_sharing, self.reset_grad, self.th_min = threshold_sharing, reset_grad, th_min
 
     def clamp_thresholds(self) -> None:
         """Project a trained threshold onto ``[th_min, inf)`` (no-op without ``th_min``)."""
-        threshold = self.params.threshold
-        if self.th_min is not None and isinstance(threshold, nn.Parameter):
+        threshold = self.params._parameters.get("threshold")
+        if self.th_min is not None and threshold is not None:
             with torch.no_grad():
                 threshold.clamp_(min=self.th_min)
 
     def dynamics(self, current: torch.Tensor, state: LIFState):
         self.clamp_thresholds()
-        p, neuron = self.params, self.neuron
-        m_is_theta = p.fixed_subtract is None
-        theta = p.theta(current)
-        m = theta if m_is_theta else p.reset_amount(current)
+        neuron = self.neuron
+        c = self.params.coefficients(current)
+        m_is_theta = neuron.subtract is None
         dyn = scan.Dynamics(
             reset_zero=neuron.reset == "zero",
             through=self.reset_grad == "through",
@@ -157,10 +157,10 @@ class RouserLayer(SpikingLayer):
             state.v,
             state.i,
             state.a,
-            p.alpha(current),
-            p.beta(current),
-            theta,
-            m,
+            c.alpha,
+            c.beta,
+            c.theta,
+            c.m,
             self.recurrent_weight,
             (self.surrogate, dyn),
         )
@@ -182,7 +182,7 @@ class Rouser(GradientMethod):
         "Mahmoodi Takaghaj & Sampson, Rouser: Robust SNN training using adaptive threshold "
         "learning, arXiv 2407.19566 (2024)"
     )
-    version = "1"
+    version = "2"
     representation = "raster"
     oracle = "bptt-detached-reset"
     exact = True
@@ -191,19 +191,11 @@ class Rouser(GradientMethod):
     # `snnkit run --grad rouser` uses the paper's surrogate unless told otherwise
     run_defaults = {"surrogate": RouserExponential.name}
 
-    def supports(self, neuron):
-        if not isinstance(neuron, LIF):
-            return "Rouser trains the thresholds of LIF/IF hidden layers"
-        return None
-
-    def layer(
-        self, neuron, in_features, out_features, *, recurrent=False, surrogate=None, **options
-    ):
-        self.check(neuron)
-        return RouserLayer(
-            neuron,
-            in_features,
-            out_features,
+    def neuron(self, spec, shape=None, *, surrogate=None, recurrent=False, **options):
+        self.check(spec)
+        return RouserNeuron(
+            spec,
+            shape,
             recurrent=recurrent,
             surrogate=surrogate if surrogate is not None else RouserExponential(),
             **options,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from snnkit.reference.bptt import heaviside_spikes
+from snnkit.neurons import fire
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,11 @@ def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, dyn: Dynamic
         i = x if beta is None else torch.addcmul(x, beta, i)
         v = torch.addcmul(i, alpha, u, out=v_all[t])
         if per_step_spikes:
-            a = heaviside_spikes(v, theta, dyn.max_spikes, dyn.multi)
+            a = fire(v, theta, dyn.max_spikes, dyn.multi)
             u = _post_reset(v, a, m, dyn)
         else:  # single spike, no recurrence: the reset is a select
             u = torch.where(v >= theta, torch.zeros_like(v) if dyn.reset_zero else v - m, v)
-    a_all = heaviside_spikes(v_all, theta, dyn.max_spikes, dyn.multi)
+    a_all = fire(v_all, theta, dyn.max_spikes, dyn.multi)
     return v_all, a_all, (u, i, a_all[-1])
 
 
@@ -73,7 +73,7 @@ def reverse_scan(
     ``g_u``, ``g_i``, ``g_a``: gradients of the final state (None when absent).
     ``need``: which of "alpha", "beta", "theta", "w_rec" to compute.
     """
-    a_all = heaviside_spikes(v_all, theta, dyn.max_spikes, dyn.multi)
+    a_all = fire(v_all, theta, dyn.max_spikes, dyn.multi)
     s_all = surrogate(v_all, theta)
     direct = 1 - a_all if dyn.reset_zero else None  # D_t (None: 1)
     reset = None  # R_t, None when the reset is detached

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from snnkit.reference.bptt import heaviside_spikes
+from snnkit.neurons import fire
 from snnkit_slayer import filters, scan
 
 
@@ -47,4 +47,4 @@ def spike_scan_fir(u, nu, theta):
 
 def spikes(v, theta, max_spikes=None, multi=False):
     """The spikes of a saved membrane (recomputed in the backward pass)."""
-    return heaviside_spikes(v, theta, max_spikes, multi)
+    return fire(v, theta, max_spikes, multi)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from snnkit import LIF, GradientMethod, SnnkitError
-from snnkit.nn import LIFState, SpikingLayer
+from snnkit import GradientMethod, SnnkitError
+from snnkit.neurons import LIFState
+from snnkit.nn import SpikingNeuron
 from snnkit.surrogates import Exponential, Surrogate
 from snnkit_slayer.lif import SlayerLIFFunction
 from snnkit_slayer.neuron import SRM
@@ -15,8 +16,8 @@ SURROGATE_AT = ("pre-reset", "post-reset")
 FILTERS = ("auto", "conv", "fft")
 
 
-class _SlayerLayer(SpikingLayer):
-    """Options shared by both layers: where the surrogate is evaluated, how to filter."""
+class _SlayerNeuron(SpikingNeuron):
+    """Options shared by both populations: where the surrogate is evaluated, how to filter."""
 
     def __init__(
         self,
@@ -49,12 +50,12 @@ class _SlayerLayer(SpikingLayer):
         return f"{super().extra_repr()}, surrogate at {at}, filter={self.filter}"
 
 
-class SlayerLayer(_SlayerLayer):
-    """A LIF/IF layer (exponential kernels) trained with SLAYER's gradient."""
+class SlayerNeuron(_SlayerNeuron):
+    """LIF/IF neurons (exponential kernels) trained with SLAYER's gradient."""
 
     def dynamics(self, current: torch.Tensor, state: LIFState):
-        p = self.params
-        m = None if p.fixed_subtract is None else p.reset_amount(current)
+        c = self.params.coefficients(current)
+        m = None if self.neuron.subtract is None else c.m
         config = (
             self.surrogate,
             self.neuron.max_spikes,
@@ -63,23 +64,16 @@ class SlayerLayer(_SlayerLayer):
             self.filter,
         )
         spikes, vpost, i, a = SlayerLIFFunction.apply(
-            current,
-            state.v,
-            state.i,
-            p.alpha(current),
-            p.beta(current),
-            p.theta(current),
-            m,
-            config,
+            current, state.v, state.i, c.alpha, c.beta, c.theta, m, config
         )
         return spikes, LIFState(vpost, i if state.i is not None else None, a)
 
 
-class SlayerSRMLayer(_SlayerLayer):
-    """An SRM layer with SLAYER's alpha-shaped PSP and refractory kernels."""
+class SlayerSRMNeuron(_SlayerNeuron):
+    """SRM neurons with SLAYER's alpha-shaped PSP and refractory kernels."""
 
     def __init__(self, neuron: SRM, *args, train_threshold: bool = False, **kwargs) -> None:
-        if train_threshold or kwargs.get("train_tau"):
+        if train_threshold or kwargs.get("train_tau") or kwargs.get("train"):
             raise SnnkitError(
                 "--neuron srm has fixed kernels and threshold in SLAYER; train_tau and "
                 "train_threshold are offered with --neuron lif"
@@ -97,10 +91,10 @@ class SlayerSRMLayer(_SlayerLayer):
             )
         return self._kernels[key]
 
-    def initial_state(self, x: torch.Tensor) -> SRMState:
-        batch = x.shape[1]
+    def initial_state(self, current: torch.Tensor) -> SRMState:
+        batch = current.shape[1]
         if self.state is None:
-            return SRMState.empty(batch, self.out_features, x)
+            return SRMState.empty(batch, current.shape[2], current)
         if self.state.batch != batch:
             raise SnnkitError(
                 f"carried state has batch size {self.state.batch} but the input has "
@@ -112,9 +106,8 @@ class SlayerSRMLayer(_SlayerLayer):
         eps, nu = self.kernels(current)
         current_ext = torch.cat([state.current, current]) if len(state.current) else current
         config = (self.surrogate, self.post_reset, self.filter, len(state.current))
-        spikes = SlayerSRMFunction.apply(
-            current_ext, state.spikes, eps, nu, self.params.theta(current), config
-        )
+        theta = self.params.coefficients(current)["threshold"]
+        spikes = SlayerSRMFunction.apply(current_ext, state.spikes, eps, nu, theta, config)
         past = torch.cat([state.spikes, spikes.detach()])
         return spikes, SRMState(_last(current_ext, len(eps) - 1), _last(past, len(nu) - 1))
 
@@ -146,7 +139,7 @@ class Slayer(GradientMethod):
     name = "slayer"
     summary = "SLAYER: SRM layers, gradient by temporal correlation with the PSP kernel"
     paper = "Shrestha & Orchard, SLAYER: Spike Layer Error Reassignment in Time, NeurIPS 2018"
-    version = "1"
+    version = "2"
     representation = "raster"
     oracle = "bptt-detached-reset"
     exact = False
@@ -154,29 +147,23 @@ class Slayer(GradientMethod):
     neurons = ("lif", "if", "srm")
 
     def supports(self, neuron):
-        if isinstance(neuron, SRM):
-            return None
-        if not isinstance(neuron, LIF):
-            return "SLAYER simulates spiking SRM/LIF/IF hidden layers"
-        if neuron.reset != "subtract":
+        reason = super().supports(neuron)
+        if reason is None and neuron.kind != "srm" and neuron.reset != "subtract":
             return "a LIF neuron is an SRM only with reset='subtract' (a reset to zero is not a kernel)"
-        return None
+        return reason
 
-    def layer(
+    def neuron(
         self,
-        neuron,
-        in_features,
-        out_features,
+        spec,
+        shape=None,
         *,
-        recurrent=False,
         surrogate=None,
+        recurrent=False,
         scale_rho: float | None = None,
         tau_rho: float | None = None,
         **options,
     ):
-        self.check(neuron)
+        self.check(spec)
         surrogate = rho(surrogate, scale_rho, tau_rho)
-        cls = SlayerSRMLayer if isinstance(neuron, SRM) else SlayerLayer
-        return cls(
-            neuron, in_features, out_features, recurrent=recurrent, surrogate=surrogate, **options
-        )
+        cls = SlayerSRMNeuron if spec.kind == "srm" else SlayerNeuron
+        return cls(spec, shape, recurrent=recurrent, surrogate=surrogate, **options)

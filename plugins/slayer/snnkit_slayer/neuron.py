@@ -67,6 +67,9 @@ class SRM(NeuronSpec):
         if not (isinstance(self.truncate, (int, float)) and 0 < self.truncate < 1):
             raise SnnkitError(f"srm: truncate must be in (0, 1), got {self.truncate!r}")
 
+    def quantities(self) -> dict[str, float]:
+        return {"threshold": self.threshold}
+
     def psp_kernel(self) -> list[float]:
         """eps[k], k = 0 .. K-1 (eps[0] = 0: the PSP starts one step after the input)."""
         return alpha_kernel(self.tau_sr, self.dt, self.truncate)

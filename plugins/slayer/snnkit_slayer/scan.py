@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from snnkit.reference.bptt import heaviside_spikes
+from snnkit.neurons import fire
 
 
 def spike_scan_exp(u, alpha, theta, m, max_spikes=None, multi=False):
@@ -25,10 +25,10 @@ def spike_scan_exp(u, alpha, theta, m, max_spikes=None, multi=False):
     for t in range(u.shape[0]):
         v = torch.add(u[t], r, out=v_all[t])
         if multi:
-            r = (r - m * heaviside_spikes(v, theta, max_spikes, True)) * alpha
+            r = (r - m * fire(v, theta, max_spikes, True)) * alpha
         else:
             r = torch.where(v >= theta, r - m, r).mul_(alpha)
-    a_all = heaviside_spikes(v_all, theta, max_spikes, multi)
+    a_all = fire(v_all, theta, max_spikes, multi)
     vpost = v_all[-1] - m * a_all[-1]
     return v_all, a_all, vpost
 

@@ -9,15 +9,14 @@ same spikes and gradients as in one piece.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 from snnkit_slayer import backend
 
 
-@dataclass
-class SRMState:
+class SRMState(NamedTuple):
     """The history a chained call needs: recent input currents and spikes, ``[H, B, N]``."""
 
     current: torch.Tensor

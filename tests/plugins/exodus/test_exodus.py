@@ -28,7 +28,7 @@ def test_conformance_with_bptt(dtype):
 
 
 def _saved_bytes(layer, x) -> int:
-    return saved_bytes(lambda: layer.dynamics(x, layer.initial_state(x)))
+    return saved_bytes(lambda: layer.neurons.dynamics(x, layer.neurons.initial_state(x)))
 
 
 CONFIGS = [

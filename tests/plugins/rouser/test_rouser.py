@@ -9,14 +9,14 @@ from importlib import metadata
 import pytest
 import torch
 from fixtures.memory import saved_bytes
-from snnkit_rouser import Rouser, RouserExponential, RouserLayer, method, scan
+from snnkit_rouser import Rouser, RouserExponential, RouserNeuron, method, scan
 
 from snnkit import IF, LI, LIF
 from snnkit.conformance import case_names, check
 from snnkit.conformance.raster import RASTER_CASES, run_raster_case
 from snnkit.errors import SnnkitError
-from snnkit.nn import LIFState
-from snnkit.reference.bptt import BPTT, lif_loop
+from snnkit.neurons import LIFCoefficients, LIFState
+from snnkit.reference.bptt import BPTT, SurrogateSpike, run_steps
 from snnkit.surrogates import Exponential
 
 
@@ -132,17 +132,11 @@ def test_per_layer_threshold_matches_bptt_with_a_shared_leaf(reset_grad, neuron)
     th = torch.full((1,), neuron.threshold, dtype=torch.float64, requires_grad=True)
     p = layer.params
     current = x @ w.t()
-    ref_spikes, _, _ = lif_loop(
-        current,
-        LIFState.zeros(3, 9, neuron.tau_syn is not None, current),
-        alpha=p.alpha(current),
-        beta=p.beta(current),
-        theta=th.expand(9),
-        reset_amount=th.expand(9),
-        neuron=neuron,
-        surrogate=Exponential(),
-        reset_grad=reset_grad,
-    )
+    lif = p.coefficients(current)
+    coefficients = LIFCoefficients(lif.alpha, lif.beta, th.expand(9), th.expand(9))
+    state = LIFState.zeros(3, 9, neuron.tau_syn is not None, current)
+    spike_fn = SurrogateSpike(Exponential(), reset_grad)
+    ref_spikes, _ = run_steps(neuron, coefficients, state, current, spike_fn)
     assert torch.equal(spikes.detach(), ref_spikes.detach()) and 0 < spikes.mean() < 1
     ref = torch.autograd.grad((ref_spikes * c).sum(), [w, th])
     for g, r in zip(ours, ref, strict=True):
@@ -182,7 +176,7 @@ def test_declares_its_oracle_and_limits():
     assert r.supports(LI()) is not None
     assert r.run_defaults == {"surrogate": "rouser_exponential"}
     names = [n for n, _ in r.network("3-4-2", LIF()).named_parameters()]
-    assert "layers.0.params.threshold" in names  # trained by default
+    assert "0.neurons.params.threshold" in names  # trained by default
 
 
 @pytest.mark.parametrize("reset_grad", ["detached", "through"])
@@ -192,9 +186,9 @@ def test_saves_only_the_membrane(reset_grad):
     x = torch.randn(100, 8, 64).requires_grad_(True)
     neuron = LIF(tau_mem=10.0, tau_syn=5.0)
     layer = Rouser().layer(neuron, 64, 64, train_threshold=True, reset_grad=reset_grad)
-    ours = saved_bytes(lambda: layer.dynamics(x, layer.initial_state(x)))
+    ours = saved_bytes(lambda: layer.neurons.dynamics(x, layer.neurons.initial_state(x)))
     ref_layer = BPTT().layer(neuron, 64, 64, train_threshold=True, reset_grad=reset_grad)
-    ref = saved_bytes(lambda: ref_layer.dynamics(x, ref_layer.initial_state(x)))
+    ref = saved_bytes(lambda: ref_layer.neurons.dynamics(x, ref_layer.neurons.initial_state(x)))
     membrane = x.numel() * x.element_size()
     assert membrane <= ours <= membrane + 3 * 8 * 64 * 4 + 5 * 64 * 4
     assert ours < ref / 2  # the autograd loop keeps ~2.4 tensors per step here
@@ -222,7 +216,7 @@ def test_threshold_gradient_is_minus_the_membrane_gradient():
     """dS/dTh = -dS/dV: on one step from rest, dL/dTh = -dL/dc (the input current)."""
     layer = Rouser().layer(IF(threshold=1.25), 1, 4, train_threshold=True).double()
     current = torch.tensor([[[0.3, 1.2, 1.3, 4.0]]], dtype=torch.float64, requires_grad=True)
-    spikes, _ = layer.dynamics(current, layer.initial_state(current))
+    spikes, _ = layer.neurons.dynamics(current, layer.neurons.initial_state(current))
     g_c, g_th = torch.autograd.grad(spikes.sum(), [current, layer.params.threshold])
     torch.testing.assert_close(g_th, -g_c[0, 0], rtol=0, atol=0)
     torch.testing.assert_close(g_c[0, 0], RouserExponential()(current.detach()[0, 0], 1.25))
@@ -239,4 +233,4 @@ def test_registered_through_its_entry_point_when_installed():
     entry = registry.entry("gradient", "rouser")
     assert entry.plugin.module == "snnkit_rouser.plugin"
     assert isinstance(registry.surrogate("rouser_exponential"), RouserExponential)
-    assert isinstance(registry.gradient("rouser").layer(LIF(), 2, 3), RouserLayer)
+    assert isinstance(registry.gradient("rouser").neuron(LIF(), 3), RouserNeuron)

@@ -14,7 +14,7 @@ import torch
 from snnkit_rouser import Rouser, RouserExponential, cuda, scan
 
 from snnkit import host, kernels
-from snnkit.conformance.raster import RASTER_CASES, run_raster_case
+from snnkit.conformance.raster import DEFAULT_NEURON, RASTER_CASES, run_raster_case
 from snnkit.kernels import instantiate, nvcc_ptx
 from snnkit.surrogates import BUILTIN_SURROGATES, Exponential, Rectangle
 
@@ -194,7 +194,7 @@ def test_host_emulation_runs_the_layer(host_kernels, monkeypatch):
     layer = (
         Rouser()
         .layer(
-            RASTER_CASES[0].neuron,
+            DEFAULT_NEURON,
             5,
             7,
             train_threshold=True,

@@ -9,7 +9,7 @@ import torch
 from fixtures.memory import saved_bytes
 from snnkit_slayer import SRM, Slayer, filters
 from snnkit_slayer.lif import SlayerLIFFunction
-from snnkit_slayer.method import SlayerLayer
+from snnkit_slayer.method import SlayerNeuron
 from snnkit_slayer.reference import srm_unrolled
 
 from snnkit import IF, LI, LIF, SnnkitError
@@ -222,11 +222,13 @@ def test_saves_one_membrane_tensor():
     torch.manual_seed(0)
     x = torch.randn(100, 8, 64).requires_grad_(True)
     layer = Slayer().layer(LIF(tau_mem=10.0, tau_syn=5.0), 64, 64)
-    ours = saved_bytes(lambda: layer.dynamics(x, layer.initial_state(x)))
+    ours = saved_bytes(lambda: layer.neurons.dynamics(x, layer.neurons.initial_state(x)))
     membrane = x.numel() * x.element_size()
     assert membrane <= ours <= membrane + 4 * 8 * 64 * 4 + 4 * 64 * 4
     ref_layer = DetachedResetBPTT().layer(LIF(tau_mem=10.0, tau_syn=5.0), 64, 64)
-    assert ours < saved_bytes(lambda: ref_layer.dynamics(x, ref_layer.initial_state(x)))
+    assert ours < saved_bytes(
+        lambda: ref_layer.neurons.dynamics(x, ref_layer.neurons.initial_state(x))
+    )
 
 
 def test_scale_rho_and_tau_rho_set_the_exponential_surrogate():
@@ -260,7 +262,7 @@ def test_post_reset_evaluation_changes_the_gradient():
         layer = Slayer().layer(LIF(tau_mem=5.0), 5, 6, surrogate_at=at, weight_gain=3.0).double()
         layer(x).sum().backward()
         grads.append(layer.weight.grad)
-    assert isinstance(layer, SlayerLayer) and not torch.allclose(*grads)
+    assert isinstance(layer.neurons, SlayerNeuron) and not torch.allclose(*grads)
 
 
 def test_declares_its_approximation():
