@@ -19,6 +19,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from snnkit.errors import JobFailed, SnnkitError
+from snnkit.hookspecs import KINDS
 from snnkit.interrupts import stop_on_signals
 from snnkit.paths import writable_dir, writable_file
 
@@ -140,6 +141,24 @@ ThreadsOption = Annotated[
 ]
 
 
+def _registry():
+    """The plugin registry, with one warning line on stderr per plugin that failed to load
+    (``snnkit plugins`` shows the details). Every command that uses plugins calls it once."""
+    from snnkit.registry import get_registry
+
+    registry = get_registry()
+    for p in registry.failures:
+        err_console.print(
+            Text.assemble(
+                ("warning:", "yellow"),
+                f" plugin '{p.name}' ({p.distribution} {p.version}) failed to load: {p.error};"
+                " `snnkit plugins` shows details",
+            ),
+            soft_wrap=True,
+        )
+    return registry
+
+
 def _parse_options(pairs: list[str] | None, what: str) -> dict:
     """``["tau_mem=20", "tau_syn=5"]`` -> ``{"tau_mem": 20.0, "tau_syn": 5.0}``."""
     out = {}
@@ -161,7 +180,10 @@ def run(
     ctx: typer.Context,
     neuron: Annotated[str, typer.Option(help="Neuron model (see `snnkit plugins`).")] = "lif",
     grad: Annotated[
-        str | None, typer.Option(help="Gradient method (default: the best registered).")
+        str | None,
+        typer.Option(
+            help="Gradient method (default: $SNNKIT_DEFAULT_GRAD, else exodus, else bptt)."
+        ),
     ] = None,
     dataset: Annotated[str, typer.Option(help="Task (see `snnkit datasets`).")] = "yinyang",
     hidden: Annotated[
@@ -234,7 +256,9 @@ def run(
     ),
     out: Annotated[
         Path | None,
-        typer.Option(help="Checkpoint directory (default runs/<task>-<method>-<neuron>-seed<N>)."),
+        typer.Option(
+            help="Checkpoint directory (default runs/<task>-<method>-<neuron>-<setting>-seed<N>)."
+        ),
     ] = None,
     resume: Annotated[
         bool,
@@ -253,13 +277,12 @@ def run(
     threads: ThreadsOption = None,
 ) -> None:
     """Train a network and record the run (defaults: a small network on Yin-Yang)."""
-    from snnkit.registry import get_registry
     from snnkit.threads import use_threads
     from snnkit.train import RunConfig
     from snnkit.train import run as train_run
 
     use_threads(threads)
-    registry = get_registry()
+    registry = _registry()
     options = dict(
         dataset=dataset,
         grad=grad if grad is not None else default_method(registry),
@@ -334,12 +357,12 @@ def _resume_folder(db: Path, out: Path | None, run_id: int | None, given, option
     the given options (the old way: every option repeated), or the most recent
     interrupted run's in --db."""
     from snnkit.results import ResultsStore
-    from snnkit.train import RunConfig, default_out_dir
+    from snnkit.train import RunConfig, default_out_dir, resolve
 
     if run_id is None and out is not None:
         return out
     if run_id is None and set(given) - {"epochs"}:
-        return default_out_dir(RunConfig(**options))
+        return default_out_dir(resolve(RunConfig(**options)))
     if not db.exists():
         raise SnnkitError(f"nothing to resume: no results database at {db}; pass --db")
     with ResultsStore(db) as store:
@@ -387,8 +410,8 @@ def _resumed_config(out: Path, options: dict, given) -> RunConfig:
 
 
 def default_method(registry) -> str:
-    """The method ``snnkit run`` uses without --grad: EXODUS when installed, else BPTT."""
-    return "exodus" if "exodus" in registry.names("gradient") else "bptt"
+    """The method ``snnkit run`` uses without --grad (:meth:`Registry.default_gradient`)."""
+    return registry.default_gradient()
 
 
 def _print_result(s: dict, registry) -> None:
@@ -439,46 +462,84 @@ def _print_result(s: dict, registry) -> None:
 @app.command()
 @user_errors
 def plugins() -> None:
-    """List installed plugins and what they register."""
-    from snnkit.registry import get_registry
-
-    registry = get_registry()
-    table = Table(title="snnkit plugins")
-    table.add_column("name", no_wrap=True)
-    for col in ("kind", "distribution", "version", "representation", "neurons supported"):
-        table.add_column(col)
-    neuron_kinds = [k for k in registry.names("neuron")]
-    for kind in ("gradient", "neuron", "surrogate", "loss", "dataset"):
-        for name, entry in registry.entries[kind].items():
-            rep, neurons = "", ""
-            if kind == "gradient":
-                method = entry.obj
-                rep = method.representation
-                ok = []
-                for nk in neuron_kinds:
-                    try:
-                        if method.supports(registry.neuron(nk)) is None:
-                            ok.append(nk)
-                    except Exception:
-                        pass
-                neurons = ", ".join(ok)
-            label = Text(name)
-            if (kind, name) in registry.clashes:
-                label = Text(f"{name} (clash)", style="red")
-            cells = (kind, entry.plugin.distribution, entry.plugin.version, rep, neurons)
-            table.add_row(label, *(Text(str(c)) for c in cells))
-    console.print(table)
-    for plugin in registry.failures:
+    """List installed plugins (where from, hooks, failures) and everything they register."""
+    registry = _registry()
+    console.print(_plugins_table(registry))
+    console.print(Text("loaded from", style="bold"))
+    for p in registry.plugins:  # whole paths, one line each: never cut or folded
+        console.print(Text(f"  {p.name} ({p.module}): {p.location}"), soft_wrap=True)
+    console.print(_registrations_table(registry))
+    for p in registry.failures:
         console.print(
             Text.assemble(
                 ("failed", "red"),
-                f" plugin '{plugin.name}' ({plugin.distribution} {plugin.version}, "
-                f"{plugin.module}): {plugin.error}",
-            )
+                f" plugin '{p.name}' ({p.distribution} {p.version}, {p.module}): {p.error}",
+            ),
+            soft_wrap=True,
         )
     for (kind, name), entries in registry.clashes.items():
         dists = ", ".join(e.plugin.distribution for e in entries)
-        console.print(Text.assemble(("clash", "red"), f" {kind} '{name}' registered by {dists}"))
+        console.print(
+            Text.assemble(("clash", "red"), f" {kind} '{name}' registered by {dists}"),
+            soft_wrap=True,
+        )
+
+
+def _plugins_table(registry) -> Table:
+    """One row per plugin: its distribution and version, the hooks it implements (with how
+    many objects each registered), whether it loaded."""
+    table = Table(title="snnkit plugins")
+    table.add_column("plugin", no_wrap=True)
+    table.add_column("distribution", overflow="fold")
+    table.add_column("version", no_wrap=True)
+    table.add_column("hooks (registered)")
+    table.add_column("status", no_wrap=True)
+    for p in registry.plugins:
+        counts = Counter(kind for kind, _ in p.provides)
+        hooks = [
+            f"{hook.removeprefix('snnkit_register_')} {counts[kind]}"
+            for kind, hook in KINDS.items()
+            if hook in p.hooks
+        ]
+        status = Text("ok", style="green") if p.error is None else Text("failed", style="red")
+        cells = (p.name, p.distribution, p.version, ", ".join(hooks) or "—")
+        table.add_row(*(Text(c) for c in cells), status)
+    return table
+
+
+def _registrations_table(registry) -> Table:
+    """Every registration (both sides of a clash): kind, plugin, the object's own version,
+    and for gradient methods their representation and the neurons they support."""
+    table = Table(title="registered")
+    table.add_column("name", no_wrap=True)
+    for col in ("kind", "plugin", "version", "representation", "neurons supported"):
+        table.add_column(col, no_wrap=col != "neurons supported")
+    neurons = {}  # each neuron kind with its default parameters, to ask supports()
+    for kind in registry.available("neuron"):
+        try:
+            neurons[kind] = registry.neuron(kind)
+        except Exception:  # a plugin neuron without usable defaults: listed, never matched
+            pass
+    for kind in ("gradient", "neuron", "surrogate", "loss", "dataset"):
+        for entry in registry.listing(kind):
+            rep, supported = "", ""
+            if kind == "gradient":
+                rep = entry.obj.representation
+                supported = ", ".join(k for k, n in neurons.items() if _supports(entry.obj, n))
+            label = Text(entry.name)
+            if (kind, entry.name) in registry.clashes:
+                label = Text(f"{entry.name} (clash)", style="red")
+            version = getattr(entry.obj, "version", "") if kind == "gradient" else ""
+            cells = (kind, entry.plugin.name, str(version), rep, supported)
+            table.add_row(label, *(Text(c) for c in cells))
+    return table
+
+
+def _supports(method, neuron) -> bool:
+    try:
+        return method.supports(neuron) is None
+    except Exception:  # a plugin's supports() that raises: not supported, listing goes on
+        return False
 
 
 datasets_app = typer.Typer(
@@ -498,9 +559,7 @@ def datasets(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
     """List datasets and whether they are ready to use (files present, cached)."""
     if ctx.invoked_subcommand is not None:
         return
-    from snnkit.registry import get_registry
-
-    registry = get_registry()
+    registry = _registry()
     table = Table(title="snnkit datasets")
     table.add_column("name", no_wrap=True)
     for col in ("source", "classes", "inputs", "duration (ms)", "status", "summary"):
@@ -532,9 +591,7 @@ def datasets_download(
     data_dir: DataDirOption = None,
 ) -> None:
     """Fetch a dataset's files into --data-dir (the only way snnkit downloads anything)."""
-    from snnkit.registry import get_registry
-
-    spec = get_registry().dataset(name)
+    spec = _registry().dataset(name)
     if getattr(spec, "download", None) is None:
         raise SnnkitError(f"dataset '{name}' is generated locally; there is nothing to download")
     spec.download(data_dir)
@@ -694,7 +751,7 @@ def leaderboard_run(
         for method in grad
         for seed in range(seeds)
     ]
-    done = fill(configs, db=db, out=out, progress=progress, console=console)
+    done = fill(configs, db=db, out=out, registry=_registry(), progress=progress, console=console)
     counts = Counter(status for _, status in done)
     console.print(
         f"{counts['trained']} trained, {counts['resumed']} resumed, "
@@ -718,15 +775,17 @@ def conformance(
         Path | None, typer.Option("--json", help="Write the results as JSON here.")
     ] = None,
 ) -> None:
-    """Check each method's gradients against its oracle; exit 1 if any case fails."""
+    """Check each method's gradients against its oracle; exit 1 if any case fails, or (without
+    --grad) if an installed method could not be checked: its plugin failed to load, or its
+    name clashes."""
     from rich.progress import Progress
 
     from snnkit.conformance import exact_event_methods, iter_cases, plan
-    from snnkit.registry import get_registry
     from snnkit.train import check_device
 
-    registry = get_registry()
-    methods = [registry.gradient(name) for name in (grad or registry.names("gradient"))]
+    registry = _registry()
+    methods = [registry.gradient(name) for name in (grad or registry.available("gradient"))]
+    unchecked = [] if grad else _unchecked(registry)
     peers = exact_event_methods(registry)
     dtypes = dtype or ["float64"]
     for d in dtypes:
@@ -743,40 +802,66 @@ def conformance(
             for result in iter_cases(method, dtypes, device, peers):
                 results.append(result)
                 bar.update(task, advance=1, description=f"{method.name} {result.case}")
-    table = Table(title="snnkit conformance")
-    for col in (
-        "method",
-        "oracle",
-        "case",
-        "dtype",
-        "max rel err",
-        "cosine",
-        "tolerance",
-        "result",
-    ):
-        table.add_column(col, no_wrap=col in ("method", "case"))
-    oracles = {m.name: m.oracle for m in methods}
-    styles = {"passed": "green", "failed": "bold red", "error": "bold red", "skipped": "yellow"}
+    for method in methods:
+        console.print(_conformance_table(method, [r for r in results if r.method == method.name]))
     for r in results:
-        err = f"{r.max_rel_err:.1e}" if r.max_rel_err == r.max_rel_err else "—"
-        cos = f"{r.cosine:.9f}" if r.cosine == r.cosine else "—"
-        status = Text(r.status, style=styles[r.status])
-        if r.status != "passed":
-            status.append(f" {r.detail}")
-        names = (r.method, oracles[r.method], r.case, r.dtype)
-        table.add_row(*(Text(n) for n in names), err, cos, f"{r.tolerance:.0e}", status)
-    console.print(table)
+        if r.status != "passed":  # why a case was skipped, failed or crashed, in full
+            line = Text(r.status, style=STATUS_STYLES[r.status])
+            console.print(
+                line.append(f" {r.method} / {r.case} / {r.dtype}: {r.detail}"), soft_wrap=True
+            )
     failed = [r for r in results if r.counts_as_failure]
-    passed = not failed
+    passed = not failed and not unchecked
     if json_file is not None:
-        payload = {"passed": passed, "results": [r.to_json() for r in results]}
+        payload = {
+            "passed": passed,
+            "results": [r.to_json() for r in results],
+            "unchecked": unchecked,
+        }
         json_file.write_text(json.dumps(payload, indent=2))
     counts = {
         s: sum(r.status == s for r in results) for s in ("passed", "failed", "error", "skipped")
     }
     console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    for reason in unchecked:
+        console.print(Text.assemble(("not checked", "bold red"), f" {reason}"), soft_wrap=True)
     if not passed:
         raise typer.Exit(1)
+
+
+STATUS_STYLES = {"passed": "green", "failed": "bold red", "error": "bold red", "skipped": "yellow"}
+
+
+def _unchecked(registry) -> list[str]:
+    """Why not every installed method can be checked: failed plugins, clashing names."""
+    out = [
+        f"plugin '{p.name}' ({p.distribution} {p.version}) failed to load, so its methods "
+        f"are unknown: {p.error}"
+        for p in registry.failures
+    ]
+    for (kind, name), entries in registry.clashes.items():
+        if kind == "gradient":
+            dists = " and ".join(e.plugin.distribution for e in entries)
+            out.append(f"gradient '{name}' is registered by both {dists}")
+    return out
+
+
+def _conformance_table(method, results) -> Table:
+    """One method's cases; the columns fit 120 characters without cutting a value."""
+    kind = "exact" if method.exact else f"approximate: {method.approximation}"
+    title = Text(f"{method.name} · oracle {method.oracle} · {kind}")
+    table = Table(title=title, title_justify="left")
+    table.add_column("case", overflow="fold")
+    table.add_column("dtype", no_wrap=True)
+    for col in ("max rel err", "cosine", "tolerance"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    for r in results:
+        err = f"{r.max_rel_err:.1e}" if r.max_rel_err == r.max_rel_err else "—"
+        cos = f"{r.cosine:.9f}" if r.cosine == r.cosine else "—"
+        status = Text(r.status, style=STATUS_STYLES[r.status])
+        table.add_row(Text(r.case), r.dtype, err, cos, f"{r.tolerance:.0e}", status)
+    return table
 
 
 @app.command()
@@ -805,12 +890,11 @@ def bench(
 ) -> None:
     """Time forward+backward and saved memory of methods against BPTT, in one run."""
     from snnkit.bench import DEFAULT_SIZES, PARTS, BenchConfig, results_table, run_bench, to_json
-    from snnkit.registry import get_registry
     from snnkit.train import DTYPES, check_device
 
-    registry = get_registry()
+    registry = _registry()
     methods = grad or [
-        m for m in registry.names("gradient") if registry.gradient(m).representation == "raster"
+        m for m in registry.available("gradient") if registry.gradient(m).representation == "raster"
     ]
     for name in methods:
         registry.gradient(name)  # unknown names: one clear line

@@ -10,6 +10,10 @@ the plugin provides, in the order you want them listed::
     def snnkit_register_gradients(register):
         register(MyMethod())
 
+A plugin module's other ``snnkit_*`` functions (a misspelt hook, a hook without
+``@hookimpl``) and registered objects of the wrong type make the plugin fail to load, with
+a one-line reason (``snnkit.plugin_checks``).
+
 ``API_VERSION`` changes its major number when a hook's signature or the meaning of a
 registered object's interface changes incompatibly.
 """
@@ -62,3 +66,5 @@ KINDS: dict[str, str] = {
     "loss": "snnkit_register_losses",
     "dataset": "snnkit_register_datasets",
 }
+HOOKS: tuple[str, ...] = tuple(KINDS.values())
+"""Every hook name; any other ``snnkit_*`` function in a plugin is a load failure (a typo)."""

@@ -291,12 +291,13 @@ def fill(
 ) -> list[tuple[Any, str]]:
     """Train each :class:`snnkit.train.RunConfig` that the store does not yet hold as a
     completed run with the same setting and seed. Checkpoints go to
-    ``out/<task>-<method>-<neuron>-<setting>-seed<N>``; an interrupted run resumes from its
-    checkpoint. Returns ``(config, "recorded" | "trained" | "resumed")`` per config."""
+    ``out/<task>-<method>-<neuron>-<setting>-seed<N>`` (:func:`snnkit.train.default_out_dir`);
+    an interrupted run resumes from its checkpoint. Returns
+    ``(config, "recorded" | "trained" | "resumed")`` per config."""
     from dataclasses import asdict
 
     from snnkit.registry import get_registry
-    from snnkit.train import resolve, run
+    from snnkit.train import default_out_dir, resolve, run
 
     registry = registry or get_registry()
     resolved = [resolve(c, registry) for c in configs]  # every mistake before any training
@@ -315,7 +316,7 @@ def fill(
         if recorded:
             done.append((config, "recorded"))
             continue
-        folder = out / f"{config.dataset}-{config.grad}-{config.neuron}-{key}-seed{config.seed}"
+        folder = default_out_dir(config, out)
         resume = (folder / "checkpoint.pt").exists()
         run(
             config,

@@ -616,9 +616,15 @@ def _loss_input_kind(output_kind: str, events: bool) -> str:
     return {"spikes": "spike_times", "trace": "readout"}[output_kind]
 
 
-def default_out_dir(config: RunConfig) -> Path:
-    """Where checkpoints go unless ``--out`` says otherwise."""
-    return Path("runs") / f"{config.dataset}-{config.grad}-{config.neuron}-seed{config.seed}"
+def default_out_dir(config: RunConfig, root: str | os.PathLike = "runs") -> Path:
+    """Where a run's checkpoints go unless ``--out`` says otherwise:
+    ``root/<task>-<method>-<neuron>-<setting>-seed<N>``, where ``<setting>`` is the digest of
+    every resolved option that changes what is trained (:func:`snnkit.leaderboard.setting_key`),
+    so runs that differ in any of them (a surrogate, a learning rate) never share a folder."""
+    from snnkit.leaderboard import setting_key
+
+    key = setting_key(asdict(config))
+    return Path(root) / f"{config.dataset}-{config.grad}-{config.neuron}-{key}-seed{config.seed}"
 
 
 CHECKPOINT = "checkpoint.pt"
@@ -703,7 +709,7 @@ def run(
     from snnkit.paths import writable_dir, writable_file
     from snnkit.results import ResultsStore
 
-    out_dir = Path(out) if out is not None else default_out_dir(config)
+    out_dir = Path(out) if out is not None else default_out_dir(resolve(config, registry))
     writable_dir(out_dir, "--out")
     if db is not None and os.fspath(db) != ":memory:":
         writable_file(db, "--db")

@@ -4,6 +4,7 @@ checkpoints, resumption and its determinism."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,10 @@ def test_plugins_lists_the_builtins(invoke):
     result = invoke("plugins")
     assert result.exit_code == 0, result.output
     out = result.stdout
+    (plugin,) = rows(out, "snnkit")  # the plugins table: the built-in plugin
+    assert plugin[1:3] == ["snnkit", snnkit.__version__]
+    assert plugin[3].startswith("neurons 5, surrogates 6, gradients 3, losses")
+    assert plugin[4] == "ok"
     for name, kind in [
         ("bptt", "gradient"),
         ("bptt-detached-reset", "gradient"),
@@ -82,9 +87,9 @@ def test_plugins_lists_the_builtins(invoke):
         ("randman", "dataset"),
     ]:
         (cells,) = rows(out, name)
-        assert cells[1:4] == [kind, "snnkit", snnkit.__version__], cells
+        assert cells[1:3] == [kind, "snnkit"], cells
     bptt = rows(out, "bptt")[0]
-    assert bptt[4] == "raster"
+    assert bptt[3:5] == ["2", "raster"]  # the method's own version, its representation
     assert bptt[5].split(", ") == ["lif", "if", "alif", "rf"]  # li is a readout: not supported
     assert "failed" not in out and "clash" not in out
     assert result.stderr == ""
@@ -105,11 +110,21 @@ def test_plugins_reports_a_broken_plugin_and_still_exits_0(invoke, sandbox):
     assert len(failed) == 1
     assert "'broken'" in failed[0] and "snnkit-fixture-broken" in failed[0]
     assert "RuntimeError: boom" in failed[0]
-    (fixture,) = rows(out, "fixture-bptt")
-    assert fixture[1:6] == ["gradient", "snnkit-fixture-plugin", "0.3", "raster", "lif, if"]
-    assert rows(out, "fixture_box")[0][1:3] == ["surrogate", "snnkit-fixture-plugin"]
-    # the clash is marked in the table and explained below it
-    assert rows(out, "bptt (clash)")[0][1] == "gradient"
+    # the plugins table: every plugin, its distribution, version, hooks and status
+    (broken,) = rows(out, "broken")
+    assert broken[1:3] == ["snnkit-fixture-broken", "0.1"] and broken[4] == "failed"
+    (fixture,) = rows(out, "fixture")
+    assert fixture[1:4] == ["snnkit-fixture-plugin", "0.3", "surrogates 1, gradients 1"]
+    assert fixture[4] == "ok"
+    # the registrations table
+    (method,) = rows(out, "fixture-bptt")
+    assert method[1:6] == ["gradient", "fixture", "0.3", "raster", "lif, if"]
+    assert rows(out, "fixture_box")[0][1:3] == ["surrogate", "fixture"]
+    # the clash: both rows marked in the table, and explained below it
+    assert [r[1:3] for r in rows(out, "bptt (clash)")] == [
+        ["gradient", "snnkit"],
+        ["gradient", "clash"],
+    ]
     assert rows(out, "bptt") == []
     clash_lines = [line for line in out.splitlines() if line.startswith("clash")]
     assert clash_lines == ["clash gradient 'bptt' registered by snnkit, snnkit-fixture-clash"]
@@ -131,7 +146,8 @@ def test_plugins_in_a_fresh_process_finds_installed_entry_points(tmp_path):
     proc = run_cli("plugins", cwd=tmp_path, extra_path=site)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
-    assert rows(proc.stdout, "fixture-bptt")[0][2] == "snnkit-fixture-plugin"
+    assert rows(proc.stdout, "fixture")[0][1] == "snnkit-fixture-plugin"
+    assert rows(proc.stdout, "fixture-bptt")[0][2] == "fixture"
     assert rows(proc.stdout, "bptt")[0][2] == "snnkit"
     assert "boom" in proc.stdout
 
@@ -472,6 +488,9 @@ def test_resume_restores_the_settings_from_the_run_or_the_folder(invoke, tmp_pat
     # options repeated the former way, without a checkpoint: never trains from scratch
     missing = invoke("run", "--resume", *TINY, "--grad", "bptt", "--seed", "5", "--db", db)
     assert missing.exit_code == 2
-    assert "no checkpoint runs/yinyang-bptt-lif-seed5/checkpoint.pt" in missing.stderr
+    # (the default folder, keyed by the setting's digest)
+    assert re.search(
+        r"no checkpoint runs/yinyang-bptt-lif-\w{10}-seed5/checkpoint.pt", missing.stderr
+    )
     with ResultsStore(db) as store:
         assert [r.id for r in store.runs(status=None)] == [one["run_id"]]

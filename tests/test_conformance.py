@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import pytest
 import torch
-from broken_methods import BROKEN, BROKEN_EVENTS, SLIGHTLY_OFF_EVENTS
+from broken_methods import BROKEN, BROKEN_EVENTS, SLIGHTLY_OFF_EVENTS, SLIGHTLY_OFF_RASTER
+from fixtures.pytest_route import conformance_pytest
 from typer.testing import CliRunner
 
-import snnkit
 from snnkit.cli import app
 from snnkit.conformance import case_names, check, compare, run_case
 from snnkit.errors import SnnkitError
@@ -71,6 +68,17 @@ def test_compare_metrics():
     )
 
 
+def test_float64_catches_an_error_that_float32_lets_through():
+    """Why float64 is the default dtype of both routes (docs/plugin-authors.md)."""
+    in_float32 = check(SLIGHTLY_OFF_RASTER, ["float32"])
+    assert in_float32 and all(r.passed for r in in_float32), [
+        (r.case, r.max_rel_err) for r in in_float32 if not r.passed
+    ]
+    in_float64 = check(SLIGHTLY_OFF_RASTER, ["float64"])
+    assert all(r.status == "failed" for r in in_float64), [(r.case, r.status) for r in in_float64]
+    assert all(5e-6 < r.max_rel_err < 1e-4 for r in in_float64)
+
+
 def test_unknown_case_and_dtype():
     with pytest.raises(SnnkitError, match="no conformance case"):
         run_case(BPTT(), "nope")
@@ -111,33 +119,8 @@ def test_cli_exits_1_when_a_plugin_method_fails(tmp_path, monkeypatch):
     assert json.loads(out.read_text())["passed"] is False
 
 
-def _pytest_plugin_args() -> list[str]:
-    installed = any(ep.name == "snnkit" for ep in metadata.entry_points(group="pytest11"))
-    return [] if installed else ["-p", "snnkit.conformance.pytest_plugin"]
-
-
 def test_pytest_plugin_runs_the_suite(tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--pyargs",
-        "snnkit.conformance",
-        "--snnkit-grad",
-        "bptt",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "--rootdir",
-        str(tmp_path),
-        *_pytest_plugin_args(),
-    ]
-    root = str(Path(snnkit.__file__).resolve().parents[1])
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-    }
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env)
+    proc = conformance_pytest("--snnkit-grad", "bptt", "-q", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{len(case_names(BPTT()))} passed" in proc.stdout
 

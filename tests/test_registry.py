@@ -16,6 +16,7 @@ from fixtures.distributions import (
 
 import snnkit.registry
 from snnkit import IF, LI, LIF, SnnkitError
+from snnkit.hookspecs import KINDS
 from snnkit.reference.bptt import BPTT, BPTTNeuron, DetachedResetBPTT
 from snnkit.registry import get_registry, load_registry, reload_registry
 from snnkit.surrogates import ATan, Surrogate
@@ -275,8 +276,9 @@ def test_plugin_failing_in_a_hook_keeps_none_of_its_registrations(sandbox):
 def test_registering_an_object_without_a_name_is_a_plugin_failure(sandbox):
     source = """
         from snnkit import hookimpl
+        from snnkit.losses import MaxCrossEntropy
 
-        class Nameless:
+        class Nameless(MaxCrossEntropy):
             name = ""
 
         @hookimpl
@@ -418,8 +420,221 @@ DUPLICATE_PLUGIN = """
 """
 
 
-def test_a_name_registered_twice_by_one_plugin_is_not_silently_dropped(sandbox):
+def test_a_name_registered_twice_by_one_plugin_fails_that_plugin(sandbox):
     sandbox.install("snnkit-fixture-dup", "0.1", DUPLICATE_PLUGIN, {"dup": "snnkit_fixture_dup"})
     registry = load_registry()
-    # either a clash (using the name is an error) or a failure of that plugin
-    assert ("gradient", "fixture-dup") in registry.clashes or failures(registry) == ["dup"]
+    (failure,) = [p for p in registry.failures if mine(p)]
+    assert failure.name == "dup" and failure.error == "registers gradient 'fixture-dup' twice"
+    assert "fixture-dup" not in registry.names("gradient")
+
+
+# -- registrations are checked at load time ---------------------------------------------------
+
+BAD_REGISTRATIONS = {
+    # what the plugin does wrong: (the hook's kind, its body, the one-line reason)
+    "gradient class": (
+        "gradient",
+        "register(Method)",
+        "gradient hooks register GradientMethod instances, got the class Method: "
+        "use register(Method())",
+    ),
+    "neuron instance": (
+        "neuron",
+        "register(LIF(tau_mem=5.0))",
+        "neuron hooks register NeuronSpec subclasses (users instantiate them with their "
+        "options); got a LIF instance: use register(LIF)",
+    ),
+    "surrogate instance": (
+        "surrogate",
+        "register(ATan())",
+        "got a ATan instance: use register(ATan)",
+    ),
+    "loss class": ("loss", "register(MaxCrossEntropy)", "use register(MaxCrossEntropy())"),
+    "not a dataset": (
+        "dataset",
+        "register(object())",
+        "dataset hooks register DatasetSpec instances, got a object instance",
+    ),
+    "kindless neuron": (
+        "neuron",
+        "register(Kindless)",
+        "a registered neuron needs a non-empty string attribute 'kind'",
+    ),
+    "bad name": (
+        "gradient",
+        "register(named('My Method'))",
+        "gradient name 'My Method' is not valid",
+    ),
+    "long name": ("gradient", "register(named('a' * 41))", "at most 40 characters"),
+    "no summary": ("gradient", "register(named('x', summary=''))", "summary must be a non-empty"),
+    "bad oracle": (
+        "gradient",
+        "register(named('x', oracle='autograd'))",
+        "oracle must be 'bptt' or 'bptt-detached-reset' or 'exact-events'",
+    ),
+    "bad representation": (
+        "gradient",
+        "register(named('x', representation='spikes'))",
+        "representation must be 'raster' or 'events'",
+    ),
+    "approximate without saying what": (
+        "gradient",
+        "register(named('x', exact=False))",
+        "approximation must be a non-empty string",
+    ),
+    "devices as a string": ("gradient", "register(named('x', devices='cuda'))", "devices must be"),
+    "neurons as a number": (
+        "gradient",
+        "register(named('x', neurons=3))",
+        "gradient 'x': neurons must be a non-empty tuple of strings, got 3",
+    ),
+    "unknown run default": (
+        "gradient",
+        "register(named('x', run_defaults={'surogate': 'atan'}))",
+        "run_defaults has no setting 'surogate'",
+    ),
+    "unknown event run default": (
+        "gradient",
+        "register(named('x', run_defaults={'events': {'lrr': 1.0}}))",
+        "run_defaults['events'] has no setting 'lrr'",
+    ),
+}
+
+BAD_PLUGIN = """
+    from snnkit import LIF, hookimpl
+    from snnkit.losses import MaxCrossEntropy
+    from snnkit.neurons import NeuronSpec
+    from snnkit.reference.bptt import BPTT
+    from snnkit.surrogates import ATan
+
+
+    class Method(BPTT):
+        name = "fixture-method"
+
+
+    def named(name, **attrs):
+        return type("Named", (Method,), {"name": name, **attrs})()
+
+
+    class Kindless(NeuronSpec):
+        pass
+
+
+    @hookimpl
+    def snnkit_register_gradients(register):
+        register(named("fixture-valid"))  # valid, but dropped with the rest of the plugin
+
+
+    @hookimpl
+    def HOOK(register):
+        BODY
+"""
+
+
+@pytest.mark.parametrize("case", list(BAD_REGISTRATIONS))
+def test_a_bad_registration_is_a_load_failure_with_a_one_line_reason(sandbox, case):
+    kind, body, reason = BAD_REGISTRATIONS[case]
+    source = BAD_PLUGIN.replace("HOOK", KINDS[kind]).replace("BODY", body)
+    if kind == "gradient":  # one hook per name: merge the two
+        source = source.replace('fixture-valid"))', 'fixture-valid"))\n        ' + body)
+        source = source[: source.rindex("@hookimpl")]
+    sandbox.install("snnkit-fixture-bad", "0.1", source, {"bad": "snnkit_fixture_bad"})
+    registry = load_registry()
+    (failure,) = [p for p in registry.failures if mine(p)]
+    assert failure.name == "bad" and reason in failure.error, failure.error
+    assert "\n" not in failure.error and "Traceback" not in failure.error
+    assert "fixture-valid" not in registry.names("gradient")
+    assert all(
+        e.plugin.name != "bad" for found in registry.entries.values() for e in found.values()
+    )
+
+
+HOOK_MISTAKES = {
+    "misspelt": (
+        "@hookimpl\ndef snnkit_register_gradient(register):\n    pass",
+        "snnkit_register_gradient is not a snnkit hook; did you mean snnkit_register_gradients?",
+    ),
+    "unknown": (
+        "@hookimpl\ndef snnkit_setup(register):\n    pass",
+        "snnkit_setup is not a snnkit hook; the hooks are snnkit_register_neurons, ",
+    ),
+    "not marked": (
+        "def snnkit_register_losses(register):\n    pass",
+        "snnkit_register_losses is not marked as a hook; decorate it with @snnkit.hookimpl",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOOK_MISTAKES))
+def test_a_hook_pluggy_would_ignore_is_a_load_failure(sandbox, case):
+    code, reason = HOOK_MISTAKES[case]
+    source = f"from snnkit import hookimpl\n\n{code}\n"
+    sandbox.install("snnkit-fixture-hooks", "0.1", source, {"hooks": "snnkit_fixture_hooks"})
+    registry = load_registry()
+    (failure,) = [p for p in registry.failures if mine(p)]
+    assert failure.error.startswith(reason), failure.error
+
+
+def test_a_plugin_that_registers_nothing_is_listed_with_its_hooks(sandbox):
+    source = """
+        from snnkit import hookimpl
+
+        helper_value = 3  # other names are the plugin's own business
+
+        @hookimpl
+        def snnkit_register_losses(register):
+            pass
+    """
+    sandbox.install("snnkit-fixture-empty", "0.4", source, {"empty": "snnkit_fixture_empty"})
+    registry = load_registry()
+    (plugin,) = [p for p in registry.plugins if p.name == "empty"]
+    assert plugin.error is None and plugin.provides == ()
+    assert plugin.hooks == ("snnkit_register_losses",)
+    assert plugin.location == str(sandbox.root / "snnkit_fixture_empty.py")
+
+
+# -- names: unknown, clashing, of a failed plugin; the default method ------------------------
+
+
+def test_a_name_of_a_failed_plugin_says_the_plugin_failed(sandbox):
+    install_broken(sandbox)
+    registry = load_registry()
+    with pytest.raises(SnnkitError) as info:
+        registry.gradient("broken")  # the entry point's name
+    assert str(info.value).startswith(
+        "gradient 'broken' is unavailable: plugin 'broken' (snnkit-fixture-broken 0.1) failed "
+        "to load: RuntimeError: boom"
+    )
+    with pytest.raises(SnnkitError, match="unknown gradient 'other'.*'broken'"):
+        registry.gradient("other")
+
+
+def test_names_of_a_plugin_that_failed_while_registering_are_recognised(sandbox):
+    sandbox.install(
+        "snnkit-fixture-hook", "0.1", BROKEN_HOOK_PLUGIN, {"hook": "snnkit_fixture_hook"}
+    )
+    registry = load_registry()
+    with pytest.raises(SnnkitError, match="surrogate 'partial_surrogate' is unavailable"):
+        registry.surrogate("partial_surrogate")
+
+
+def test_available_and_listing_treat_a_clash(sandbox):
+    install_clash(sandbox)
+    registry = load_registry()
+    assert "bptt" in registry.names("gradient") and "bptt" not in registry.available("gradient")
+    assert "clash-unique" in registry.available("gradient")
+    sides = [e for e in registry.listing("gradient") if e.name == "bptt"]
+    assert [e.plugin.distribution for e in sides] == ["snnkit", "snnkit-fixture-clash"]
+
+
+def test_default_gradient_rule(sandbox, monkeypatch):
+    monkeypatch.delenv("SNNKIT_DEFAULT_GRAD", raising=False)
+    assert load_registry(entry_points=False).default_gradient() == "bptt"  # no exodus here
+    registry = load_registry()
+    expected = "exodus" if "exodus" in registry.names("gradient") else "bptt"
+    assert registry.default_gradient() == expected
+    monkeypatch.setenv("SNNKIT_DEFAULT_GRAD", "bptt-detached-reset")
+    assert registry.default_gradient() == "bptt-detached-reset"
+    monkeypatch.setenv("SNNKIT_DEFAULT_GRAD", "nope")
+    with pytest.raises(SnnkitError, match="^SNNKIT_DEFAULT_GRAD=nope: unknown gradient 'nope'"):
+        registry.default_gradient()

@@ -55,8 +55,9 @@ def _exact_events(method: GradientMethod) -> bool:
 
 
 def exact_event_methods(registry) -> list[GradientMethod]:
-    """The registry's exact event methods: each one's peers for agreement."""
-    methods = (registry.gradient(name) for name in registry.names("gradient"))
+    """The registry's exact event methods: each one's peers for agreement (a clashing name
+    is nobody's peer: which of its methods is meant is unknown)."""
+    methods = (registry.gradient(name) for name in registry.available("gradient"))
     return [m for m in methods if _exact_events(m)]
 
 
