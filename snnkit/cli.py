@@ -542,6 +542,44 @@ def _supports(method, neuron) -> bool:
         return False
 
 
+plugin_app = typer.Typer(
+    help="Write a new plugin package: `snnkit plugin new NAME [--kind KIND]`.",
+    add_completion=False,
+    no_args_is_help=True,
+)
+app.add_typer(plugin_app, name="plugin")
+
+
+@plugin_app.command("new")
+@user_errors
+def plugin_new(
+    name: Annotated[
+        str, typer.Argument(help="What the plugin registers, e.g. my-method (lowercase words).")
+    ],
+    kind: Annotated[
+        str, typer.Option(help="gradient, neuron, surrogate, loss or dataset.")
+    ] = "gradient",
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Project folder to create (default ./snnkit-NAME; new or empty)."
+        ),
+    ] = None,
+) -> None:
+    """Write an installable plugin package that passes its own tests as generated.
+
+    pyproject with the entry point, the code, README and tests (for a gradient method, the
+    conformance suite in float64 through snnkit's pytest plugin).
+    """
+    from snnkit.scaffold import new_plugin
+
+    project = new_plugin(name, kind, directory, registry=_registry())
+    console.print(Text(f"wrote {project}/ ({kind} '{name}'):"))
+    for path in sorted(p for p in project.rglob("*") if p.is_file()):
+        console.print(Text(f"  {path.relative_to(project)}"), soft_wrap=True)
+    console.print(Text(f"next: pip install -e {project} && cd {project} && pytest"), soft_wrap=True)
+
+
 datasets_app = typer.Typer(
     help="List datasets and their status; `snnkit datasets download NAME` fetches one.",
     add_completion=False,

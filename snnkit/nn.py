@@ -92,6 +92,9 @@ class NeuronParameters(nn.Module):
         super().__init__()
         if sharing not in SHARING:
             raise SnnkitError(f"sharing={sharing!r}: use one of {', '.join(SHARING)}")
+        for option, value in (("train_tau", train_tau), ("train_threshold", train_threshold)):
+            if not isinstance(value, bool):
+                raise SnnkitError(f"{option} must be true or false, got {value!r}")
         self.neuron, self.sharing = neuron, sharing
         quantities = neuron.quantities()
         trained = set(train) | self._requested(neuron, quantities, train_tau, train_threshold)

@@ -1,4 +1,4 @@
-"""Surrogate derivatives ds/dv that stand in for the Heaviside's derivative (METHODS.md §1).
+"""Surrogate derivatives ds/dv that stand in for the Heaviside's derivative (docs/neurons.md §2).
 
 Each surrogate is a pure function of the pre-reset membrane ``v`` and the threshold
 ``theta`` (so kernels can recompute it in the backward pass instead of storing it),

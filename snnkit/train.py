@@ -70,6 +70,9 @@ def check_device(device: str) -> None:
 
 
 READOUTS = ("li", "spiking")  # leaky-integrator voltage readout, or a spiking output layer
+# layer options that switch something on or off (`--layer-opt train_threshold=true`): a
+# string such as "maybe" would be truthy, so anything but a boolean is refused
+BOOLEAN_LAYER_OPTIONS = ("train_tau", "train_threshold", "recurrent", "bias")
 
 
 @dataclass
@@ -175,6 +178,12 @@ class RunConfig:
             self.schedule in SCHEDULES[:2] or step_schedule(self.schedule) is not None,
             f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
         )
+        for key in BOOLEAN_LAYER_OPTIONS:
+            value = self.layer_options.get(key, False)
+            check(
+                isinstance(value, bool),
+                f"--layer-opt {key} must be true or false, got {value!r}",
+            )
         check_device(self.device)
 
 

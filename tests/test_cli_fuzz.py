@@ -90,6 +90,15 @@ CASES = [
         "reset=bogus",
     ),  # fmt: skip
     *values("--layer-opt", "nonsense", "bogus=1"),
+    # a switch takes true or false, not any truthy value
+    *values(
+        "--layer-opt",
+        "train_threshold=maybe",
+        "train_tau=1",
+        "bias=yes",
+        "recurrent=null",
+        words="true or false",
+    ),
     *values(
         "--data-opt", "nonsense", "bogus=1", "size=0", "size=-1", "size=nan", "size=1.5", "size=abc"
     ),  # fmt: skip

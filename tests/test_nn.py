@@ -344,6 +344,9 @@ def test_neuron_parameters_rejects_bad_training_requests():
         Readout(3, 2, LI(tau_mem=math.inf), train_tau=True)
     with pytest.raises(SnnkitError):
         BPTT().layer(IF(), 3, 4, train_tau=True)
+    for option in ("train_tau", "train_threshold"):  # a truthy string is not a yes
+        with pytest.raises(SnnkitError, match=f"{option} must be true or false, got 'maybe'"):
+            BPTT().neuron(LIF(), 3, **{option: "maybe"})
 
 
 def test_neuron_parameters_values_and_trainability():

@@ -1,4 +1,4 @@
-"""Surrogates: torch and CUDA/C++ forms agree with METHODS.md's formulas."""
+"""Surrogates: torch and CUDA/C++ forms agree with the formulas of docs/neurons.md §2."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from snnkit.surrogates import (
 V = torch.linspace(-1.0, 3.0, 401, dtype=torch.float64)
 THETA = 1.25
 
-# METHODS.md §1, written out independently of the implementation
+# docs/neurons.md §2's table, written out independently of the implementation
 REFERENCE = {
     Exponential(width=0.3, scale=2.0): lambda v, th: (
         2.0 / (th * 0.3) * math.exp(-abs(v - th) / (th * 0.3))

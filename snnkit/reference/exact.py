@@ -1,7 +1,8 @@
 """The exact-events oracle: a float64 continuous-time simulator of current-based LIF networks.
 
-Ground truth for event-based gradient methods (EventProp, EEST; METHODS.md §4-5). Written
-for clarity, independent of every plugin. Per neuron (time in ms)::
+Ground truth for event-based gradient methods (EventProp, EEST: docs/neurons.md §6,
+docs/methods/eventprop.md and eest.md). Written for clarity, independent of every plugin.
+Per neuron (time in ms)::
 
     tau_m dV/dt = -V + I,   tau_s dI/dt = -I
 

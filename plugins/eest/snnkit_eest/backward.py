@@ -1,6 +1,6 @@
 """EEST backward pass of one layer: the explicit chain rule through the spike times.
 
-For the k-th spike of a neuron (METHODS.md §5, in this package's units: ``V = b/z - a/z^2``)::
+For the k-th spike of a neuron (docs/methods/eest.md, in this package's units: ``V = b/z - a/z^2``)::
 
     dt_k/da_k = tau / (z_k x_k),   dt_k/db_k = -tau / x_k,
     dt_k/dt_j = theta z_j / x_k   (j < k, through the reset terms of b_k)

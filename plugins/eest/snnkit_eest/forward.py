@@ -1,6 +1,6 @@
 """EEST forward pass of one feed-forward layer, batched over samples and neurons in torch.
 
-Neuron (METHODS.md §5): current-based LIF with ``tau_m = 2 tau_s = tau``. After an input
+Neuron (docs/methods/eest.md): current-based LIF with ``tau_m = 2 tau_s = tau``. After an input
 spike from ``i`` (weight ``w_i``, time ``t_i``) and own spikes ``t_j`` (reset by subtracting
 ``theta``), with ``z = exp(t/tau)``::
 

@@ -26,7 +26,7 @@ _OPTIONS = (
 
 
 class EEST(GradientMethod):
-    """Closed-form spike times (tau_m = 2 tau_s), explicit chain rule backward (METHODS.md §5)."""
+    """Closed-form spike times (tau_m = 2 tau_s), explicit chain rule backward (docs/methods/eest.md)."""
 
     name = "eest"
     summary = (

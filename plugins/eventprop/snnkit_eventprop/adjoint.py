@@ -1,4 +1,4 @@
-"""The EventProp adjoint pass of one layer (METHODS.md §4), batched in torch.
+"""The EventProp adjoint pass of one layer (docs/methods/eventprop.md), batched in torch.
 
 With ``a_V = dL/dV`` and ``a_I = dL/dI`` (sensitivities of the loss to the state just after
 time ``t``; W&P's ``lambda`` up to the factors ``tau_m``, ``tau_s``), integrated backwards

@@ -26,7 +26,7 @@ _OPTIONS = (
 
 
 class EventProp(GradientMethod):
-    """Event-exact forward, adjoint backward with jumps at spikes (METHODS.md §4)."""
+    """Event-exact forward, adjoint backward with jumps at spikes (docs/methods/eventprop.md)."""
 
     name = "eventprop"
     summary = "EventProp: exact adjoint gradients of continuous-time LIF networks (+ loss shaping)"

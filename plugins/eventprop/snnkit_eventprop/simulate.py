@@ -1,6 +1,6 @@
 """Event-exact forward pass of one current-based LIF layer, batched in torch.
 
-Model and event order as in :mod:`snnkit.reference.exact` (METHODS.md §4): input arrivals
+Model and event order as in :mod:`snnkit.reference.exact` (docs/neurons.md §6): input arrivals
 jump ``I`` by the weight, a crossing of ``theta`` is a spike that resets ``V``, an arrival at
 the same time as a crossing is processed first. Two schedules, same results:
 

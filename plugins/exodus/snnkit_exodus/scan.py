@@ -15,8 +15,9 @@ Reverse scan (``s_t`` = surrogate at ``v_t``, ``gS``/``gV`` incoming gradients):
             = alpha (1 - m s_t) lam_v_{t+1} + s_t (gS_t + W_rec^T lam_x_{t+1})
     lam_i_t = lam_v_t + beta lam_i_{t+1};   dL/dc_t = lam_x_t = lam_i_t (or lam_v_t)
 
-which is METHODS.md §2's ``g_t = o_t + f_t g_{t+1}``, extended by the synaptic stage,
-the recurrence and the parameter gradients (alpha, beta, theta, W_rec, initial state).
+which is the first-order recurrence ``g_t = o_t + f_t g_{t+1}`` of docs/methods/exodus.md,
+extended by the synaptic stage, the recurrence and the parameter gradients (alpha, beta,
+theta, W_rec, initial state).
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def _reverse_scan_feedforward(
     """The same gradients without recurrence: one fused op per step, the rest vectorised.
 
     ``lam_v_t = o_t + f_t lam_v_{t+1}`` with ``f_t = alpha (1 - m s_t)`` and ``o_t = s_t gS_t``
-    (METHODS.md §2); the final-state gradient enters as ``lam_vpost_{T-1}``.
+    (docs/methods/exodus.md); the final-state gradient enters as ``lam_vpost_{T-1}``.
     """
     steps = v_all.shape[0]
     a_all = fire(v_all, theta, max_spikes, multi)

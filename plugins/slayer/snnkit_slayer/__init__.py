@@ -1,6 +1,6 @@
 """The bundled SLAYER plugin: spike-response-model layers, gradient by temporal correlation.
 
-Shrestha & Orchard, NeurIPS 2018; METHODS.md §3. ``--grad slayer``, ``--neuron srm``.
+Shrestha & Orchard, NeurIPS 2018; docs/methods/slayer.md. ``--grad slayer``, ``--neuron srm``.
 """
 
 from snnkit_slayer.method import Slayer

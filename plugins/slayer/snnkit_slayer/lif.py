@@ -16,7 +16,7 @@ detached), with ``s_t`` the surrogate at the evaluation point and ``gS_t = dL/da
     dL/dalpha = sum_t lam_v_t vpost_{t-1}    dL/dbeta = sum_t lam_i_t i_{t-1}
     dL/dtheta = -sum_t s_t gS_t  (- sum_t a_t lam_vpost_t when the reset amount is theta)
 
-which equals BPTT with the reset gradient detached (METHODS.md §3).
+which equals BPTT with the reset gradient detached (docs/methods/slayer.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The spike response model neuron (``--neuron srm``) and the kernels SLAYER samples.
 
-SRM (Shrestha & Orchard 2018; METHODS.md §3), with ``c`` the input current::
+SRM (Shrestha & Orchard 2018; docs/methods/slayer.md), with ``c`` the input current::
 
     u_t = sum_k eps[k] c_{t-k}                    (PSP: the input filtered by eps)
     v_t = u_t + sum_{s<t} nu[t-s] a_s              (plus the refractory response)
