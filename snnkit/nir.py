@@ -140,7 +140,9 @@ class _Writer:
         kind = own_kind(spec)
         shape = params.features
 
-        def q(key: str) -> np.ndarray:
+        def q(key: str) -> np.ndarray:  # a fixed quantity: the spec's float, exactly
+            if key in params.constants:
+                return np.full(shape, params.constants[key], dtype=np.float64)
             return _array(params.value(key).to(torch.float64)).reshape(shape)
 
         tau = lambda key: graph_tau(q(key), self.dt, self.step, self.scheme)  # noqa: E731
@@ -249,12 +251,12 @@ def _stateless(w: _Writer, name: str, module: nn.Module, shape: tuple[int, ...])
         node = nir.SumPool2d(**args) if sum_pool else nir.AvgPool2d(**args)
         return node, _shape_after(module, shape)
     if isinstance(module, nn.Flatten):
-        # torch's dims count the batch: NIR readers apply nn.Flatten(start_dim, end_dim)
-        node = nir.Flatten(
-            input_type={"input": np.array(shape)},
-            start_dim=module.start_dim,
-            end_dim=module.end_dim,
-        )
+        # NIR counts the dims of one sample; torch's count the batch (time folded in)
+        start, end = ((d if d >= 0 else d + len(shape) + 1) - 1 for d in (module.start_dim, module.end_dim))
+        end = -1 if end == len(shape) - 1 else end
+        if start < 0:
+            raise SnnkitError(f"module {name}: a flatten over the batch has no NIR node")
+        node = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=start, end_dim=end)
         return node, _shape_after(module, shape)
     raise SnnkitError(
         f"module {name} is {type(module).__name__}, which has no NIR node (export supports "
@@ -590,7 +592,8 @@ def load(
                 )
             )
         elif kind == "Flatten":
-            modules.append(TimeDistributed(nn.Flatten(int(node.start_dim), int(node.end_dim))))
+            end = int(node.end_dim)  # NIR counts the dims of one sample, torch the batch too
+            modules.append(TimeDistributed(nn.Flatten(int(node.start_dim) + 1, end + (end >= 0))))
         else:
             raise SnnkitError(
                 f"NIR node '{name}' is a {kind}, which snnkit cannot load; supported: {SUPPORTED}"
@@ -675,4 +678,4 @@ def _fill(network: Network, nodes, order, recurrent) -> None:
                 params = module.params
                 for key, values in quantities.items():
                     param = getattr(params, key)
-                    param.copy_(torch.from_numpy(np.ascontiguousarray(values)).reshape(param.shape))
+                    param.copy_(torch.from_numpy(np.array(values)).reshape(param.shape))

@@ -649,6 +649,18 @@ def saved_config(checkpoint: str | os.PathLike) -> RunConfig:
     return RunConfig(**{k: v for k, v in saved.items() if k in known})
 
 
+def trained_model(checkpoint: str | os.PathLike) -> torch.nn.Module:
+    """The network a checkpoint holds, rebuilt from its settings on the CPU (its dataset is
+    loaded for the input and output sizes)."""
+    config = saved_config(checkpoint)
+    config.device = "cpu"
+    trainer = Trainer(config)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    trainer.model.load_state_dict(state["model"])
+    trainer.model.eval()
+    return trainer.model
+
+
 @contextlib.contextmanager
 def _claim(folder: Path):
     """Hold ``folder`` (created if needed) for this process: a second run writing the same
