@@ -38,7 +38,7 @@ SUPPORTED = (
     "Input, Output, Linear, Affine, Conv1d, Conv2d, AvgPool2d, SumPool2d, Flatten, "
     + ", ".join(NEURON_NODES)
 )
-RTOL = 1e-9  # how far r, w_in may be from tau/time_step (rounding of the writer's float64)
+RTOL = 1e-12  # how far r, w_in may be from tau/time_step (at least: rounding of the writer)
 
 
 def require_nir():
@@ -442,8 +442,11 @@ class _Reader:
         return float(tau.flat[0] / r.flat[0])
 
     def _gain(self, name: str, what: str, value, tau) -> None:
-        want = np.asarray(tau, dtype=np.float64) / self.step
-        if not np.allclose(np.asarray(value, dtype=np.float64), want, rtol=RTOL, atol=0):
+        value, tau = np.asarray(value), np.asarray(tau)
+        # the writer's rounding: a few ulps of its float type (float32 for snntorch)
+        rtol = max(RTOL, 8 * max(_eps(value), _eps(tau)))
+        want = tau.astype(np.float64) / self.step
+        if not np.allclose(value.astype(np.float64), want, rtol=rtol, atol=0):
             raise SnnkitError(
                 f"NIR node '{name}' has {what} != tau/time_step (time step {self.step:g}): snnkit's "
                 "neurons add their input unscaled; scale the weights before it instead"
@@ -486,6 +489,10 @@ class _Reader:
         marked = str(_meta(node).get("snnkit.trained", "")).split(",")
         trained = {k: v for k, v in q.items() if k in marked or np.any(v != v.flat[0])}
         return spec, trained, tuple(int(s) for s in shape)
+
+
+def _eps(array: np.ndarray) -> float:
+    return float(np.finfo(array.dtype).eps) if np.issubdtype(array.dtype, np.floating) else 0.0
 
 
 def _meta(node) -> dict:
