@@ -110,7 +110,11 @@ def compare(peer: str, build, features: int, reset: str, seed: int = 0) -> dict:
     if got.shape != want.shape:
         return {**row, "result": "error", "detail": f"output shape {tuple(got.shape)}"}
     differ = int((got != want).sum().item())
-    return {**row, "result": "same" if differ == 0 else "differ", "detail": f"{differ} of {want.numel()} outputs differ"}
+    return {
+        **row,
+        "result": "same" if differ == 0 else "differ",
+        "detail": f"{differ} of {want.numel()} outputs differ",
+    }
 
 
 def snntorch_to_snnkit(seed: int = 0) -> dict:
@@ -124,14 +128,20 @@ def snntorch_to_snnkit(seed: int = 0) -> dict:
         # per-neuron decays: snntorch's exporter writes scalar ones with shape (), which
         # nir's type check rejects
         snn.Synaptic(
-            alpha=torch.full((16,), 0.8), beta=torch.linspace(0.8, 0.95, 16),
-            threshold=torch.ones(16), init_hidden=True,
-            reset_mechanism="zero", reset_delay=False,
+            alpha=torch.full((16,), 0.8),
+            beta=torch.linspace(0.8, 0.95, 16),
+            threshold=torch.ones(16),
+            init_hidden=True,
+            reset_mechanism="zero",
+            reset_delay=False,
         ),
         torch.nn.Linear(16, 4, bias=False),
         snn.Leaky(
-            beta=torch.full((4,), 0.85), threshold=torch.ones(4), init_hidden=True,
-            reset_mechanism="zero", reset_delay=False,
+            beta=torch.full((4,), 0.85),
+            threshold=torch.ones(4),
+            init_hidden=True,
+            reset_mechanism="zero",
+            reset_delay=False,
         ),
     )
     with torch.no_grad():
@@ -186,10 +196,14 @@ def evaluate(checkpoint: Path, peers: list[str]) -> dict:
         try:
             graph = snir.export(trainer.model, scheme="euler", time_step=STEP[peer])
             module = peer_module(peer, graph, reset)
-            out = torch.cat([run_peer(module, x[:, k : k + 500]) for k in range(0, x.shape[1], 500)], 1)
+            out = torch.cat(
+                [run_peer(module, x[:, k : k + 500]) for k in range(0, x.shape[1], 500)], 1
+            )
             row[peer] = (trainer.loss.predict(out) == labels).double().mean().item()
         except Exception as exc:
-            row[peer] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+            row[peer] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[
+                :200
+            ]
     return row
 
 
@@ -242,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         "agreement": rows,
         "trained": trained,
         "machine": machine_info(),
-        "loadavg": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None,
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3]
+        if Path("/proc/loadavg").exists()
+        else None,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2))

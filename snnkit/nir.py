@@ -252,7 +252,9 @@ def _stateless(w: _Writer, name: str, module: nn.Module, shape: tuple[int, ...])
         return node, _shape_after(module, shape)
     if isinstance(module, nn.Flatten):
         # NIR counts the dims of one sample; torch's count the batch (time folded in)
-        start, end = ((d if d >= 0 else d + len(shape) + 1) - 1 for d in (module.start_dim, module.end_dim))
+        start, end = (
+            (d if d >= 0 else d + len(shape) + 1) - 1 for d in (module.start_dim, module.end_dim)
+        )
         end = -1 if end == len(shape) - 1 else end
         if start < 0:
             raise SnnkitError(f"module {name}: a flatten over the batch has no NIR node")
@@ -415,10 +417,14 @@ def _chain(nodes, edges, nir) -> tuple[list[str], dict[str, str]]:
             raise SnnkitError(f"NIR graph {what} at node '{here}'; load takes a chain of layers")
         here = nxt[0]
         if here in order:
-            raise SnnkitError(f"NIR graph has a cycle through node '{here}' that is not a recurrent weight")
+            raise SnnkitError(
+                f"NIR graph has a cycle through node '{here}' that is not a recurrent weight"
+            )
     extra = set(nodes) - set(order) - skip
     if extra:
-        raise SnnkitError(f"NIR graph nodes {', '.join(sorted(extra))} are not on the input-output chain")
+        raise SnnkitError(
+            f"NIR graph nodes {', '.join(sorted(extra))} are not on the input-output chain"
+        )
     return order, recurrent
 
 
@@ -549,7 +555,9 @@ def load(
     order, recurrent = _chain(nodes, edges, nir)
     neuron_meta = [_meta(nodes[k]) for k in order if type(nodes[k]).__name__ in NEURON_NODES]
     if reset is None:
-        described = next((m.get("snnkit.neuron", "") for m in neuron_meta if "snnkit.neuron" in m), "")
+        described = next(
+            (m.get("snnkit.neuron", "") for m in neuron_meta if "snnkit.neuron" in m), ""
+        )
         reset = "zero" if "reset='zero'" in described else "subtract"
     _check_choice("reset", reset, RESETS)
     reader = _Reader(
@@ -621,7 +629,9 @@ def _dtype(nodes) -> torch.dtype:
 def _dense(node) -> Dense:
     weight = np.asarray(node.weight)
     if weight.ndim != 2:
-        raise SnnkitError(f"NIR {type(node).__name__} weight has shape {weight.shape}; load takes 2-D")
+        raise SnnkitError(
+            f"NIR {type(node).__name__} weight has shape {weight.shape}; load takes 2-D"
+        )
     dense = Dense(weight.shape[1], weight.shape[0], bias=hasattr(node, "bias"))
     dense._nir = node  # filled after the network has its dtype
     return dense
@@ -631,7 +641,9 @@ def _conv(node) -> nn.Module:
     weight = np.asarray(node.weight)
     cls = nn.Conv2d if weight.ndim == 4 else nn.Conv1d
     padding = node.padding
-    padding = padding if isinstance(padding, str) else tuple(np.asarray(padding).reshape(-1).tolist())
+    padding = (
+        padding if isinstance(padding, str) else tuple(np.asarray(padding).reshape(-1).tolist())
+    )
     conv = cls(
         weight.shape[1] * int(node.groups),
         weight.shape[0],
@@ -653,7 +665,9 @@ def _population(method, reader, name, node, recurrent, nodes, surrogate) -> nn.M
     else:
         rec = name in recurrent
         if rec and len(shape) != 1:
-            raise SnnkitError(f"NIR node '{name}': a recurrent population must be flat, not {shape}")
+            raise SnnkitError(
+                f"NIR node '{name}': a recurrent population must be flat, not {shape}"
+            )
         method.check(spec)
         module = method.neuron(
             spec, shape if len(shape) > 1 else shape[0], surrogate=surrogate, recurrent=rec,
@@ -662,7 +676,9 @@ def _population(method, reader, name, node, recurrent, nodes, surrogate) -> nn.M
         if rec:
             w = nodes[recurrent[name]]
             if hasattr(w, "bias") and np.any(np.asarray(w.bias) != 0):
-                raise SnnkitError(f"NIR node '{recurrent[name]}': a recurrent weight has no bias in snnkit")
+                raise SnnkitError(
+                    f"NIR node '{recurrent[name]}': a recurrent weight has no bias in snnkit"
+                )
             module._nir_recurrent = np.asarray(w.weight)
     module._nir_quantities = trained
     return module

@@ -27,9 +27,7 @@ def _dense(method, neuron, readout=None, **options):
 
 def _conv(method, neuron, spec, shape):
     layers = arch_mod.parse(spec)
-    return arch_mod.build(
-        layers, method, neuron, input_shape=shape, num_classes=3, weight_gain=4.0
-    )
+    return arch_mod.build(layers, method, neuron, input_shape=shape, num_classes=3, weight_gain=4.0)
 
 
 # name -> (builder(method), input features)
@@ -51,14 +49,21 @@ ARCHITECTURES = {
         lambda m: _dense(m, LIF(tau_mem=10.0, reset="zero"), readout=LIF(reset="zero")),
         (6,),
     ),
-    "conv2d": (lambda m: _conv(m, LIF(tau_mem=10.0, tau_syn=5.0), "4c3-a2-6c3p1-f-12-3", (2, 8, 8)), (2, 8, 8)),
+    "conv2d": (
+        lambda m: _conv(m, LIF(tau_mem=10.0, tau_syn=5.0), "4c3-a2-6c3p1-f-12-3", (2, 8, 8)),
+        (2, 8, 8),
+    ),
     "conv1d": (lambda m: _conv(m, LIF(tau_mem=10.0), "4c3s2-8-3", (12,)), (12,)),
 }
 
 
 def _raster_methods():
     reg = get_registry()
-    return [reg.gradient(n) for n in reg.available("gradient") if reg.gradient(n).representation == "raster"]
+    return [
+        reg.gradient(n)
+        for n in reg.available("gradient")
+        if reg.gradient(n).representation == "raster"
+    ]
 
 
 def _perturb(network: nn.Module) -> None:
@@ -132,8 +137,12 @@ def test_the_euler_scheme_reproduces_the_decays():
     network, x = _source(build, get_registry().gradient("bptt"), shape)
     graph = snir.export(network, scheme="euler", time_step=1e-4)
     lif = graph.nodes["0.neurons"]
-    assert np.allclose(1 - 1e-4 / lif.tau_mem, np.exp(-1.0 / network[0].params.value("tau_mem").detach().numpy()))
-    assert np.allclose(lif.r * 1e-4 / lif.tau_mem, 1.0) and np.allclose(lif.w_in * 1e-4 / lif.tau_syn, 1.0)
+    assert np.allclose(
+        1 - 1e-4 / lif.tau_mem, np.exp(-1.0 / network[0].params.value("tau_mem").detach().numpy())
+    )
+    assert np.allclose(lif.r * 1e-4 / lif.tau_mem, 1.0) and np.allclose(
+        lif.w_in * 1e-4 / lif.tau_syn, 1.0
+    )
     out, hidden = _run(snir.load(graph, "bptt"), x)
     want_out, want_hidden = _run(network, x)
     for s, t in zip(want_hidden, hidden, strict=True):
@@ -150,7 +159,9 @@ def test_the_mapping_is_the_documented_one():
     assert isinstance(node, nir.CubaLIF)
     assert np.all(node.tau_mem == 10.0) and np.all(node.tau_syn == 5.0)
     assert np.all(node.r == 20.0) and np.all(node.w_in == 10.0)  # tau / dt: input unscaled
-    assert np.all(node.v_threshold == 0.7) and np.all(node.v_reset == 0) and np.all(node.v_leak == 0)
+    assert (
+        np.all(node.v_threshold == 0.7) and np.all(node.v_reset == 0) and np.all(node.v_leak == 0)
+    )
     readout = graph.nodes["1.neurons"]
     assert isinstance(readout, nir.LI) and np.all(readout.r == readout.tau / 0.5)
     assert isinstance(graph.nodes["0.synapse"], nir.Linear)
@@ -167,11 +178,15 @@ def test_the_mapping_is_the_documented_one():
         (lambda m: m.network("3-4-2", IF(tau_syn=5.0)), "current-based IF"),
         (lambda m: m.network("3-4-2", ALIF()), "'alif' neurons"),
         (
-            lambda m: arch_mod.build(arch_mod.parse("2c3-m2-3"), m, LIF(), input_shape=(1, 8, 8), num_classes=3),
+            lambda m: arch_mod.build(
+                arch_mod.parse("2c3-m2-3"), m, LIF(), input_shape=(1, 8, 8), num_classes=3
+            ),
             "MaxPool2d",
         ),
         (
-            lambda m: arch_mod.build(arch_mod.parse("2c3-bn-3"), m, LIF(), input_shape=(1, 8, 8), num_classes=3),
+            lambda m: arch_mod.build(
+                arch_mod.parse("2c3-bn-3"), m, LIF(), input_shape=(1, 8, 8), num_classes=3
+            ),
             "BatchNorm2d",
         ),
     ],
@@ -193,7 +208,9 @@ def _graph(*nodes):
 
 
 def test_load_names_an_unsupported_node():
-    lif = nir.LIF(tau=np.full(3, 10.0), r=np.full(3, 10.0), v_leak=np.zeros(3), v_threshold=np.ones(3))
+    lif = nir.LIF(
+        tau=np.full(3, 10.0), r=np.full(3, 10.0), v_leak=np.zeros(3), v_threshold=np.ones(3)
+    )
     graph = _graph(nir.Linear(weight=np.eye(3)), lif, nir.Delay(delay=np.ones(3)))
     with pytest.raises(SnnkitError, match="NIR node 'n2' is a Delay") as info:
         snir.load(graph, "bptt")
@@ -202,7 +219,9 @@ def test_load_names_an_unsupported_node():
 
 def test_load_refuses_what_snnkit_neurons_cannot_do():
     def lif(**changes):
-        p = dict(tau=np.full(3, 10.0), r=np.full(3, 10.0), v_leak=np.zeros(3), v_threshold=np.ones(3))
+        p = dict(
+            tau=np.full(3, 10.0), r=np.full(3, 10.0), v_leak=np.zeros(3), v_threshold=np.ones(3)
+        )
         p.update(changes)
         return _graph(nir.Linear(weight=np.eye(3)), nir.LIF(**p))
 
@@ -271,7 +290,9 @@ def test_without_the_extra_export_is_one_line(monkeypatch):
 def test_snnkit_imports_without_nir():
     import subprocess
 
-    code = "import sys; sys.modules['nir'] = None; import snnkit, snnkit.cli, snnkit.nir; print('ok')"
+    code = (
+        "import sys; sys.modules['nir'] = None; import snnkit, snnkit.cli, snnkit.nir; print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
