@@ -304,3 +304,10 @@ def test_time_distributed_unflatten_round_trips_flat_input():
     assert list(graph.nodes["input"].input_type["input"]) == [2, 8, 8]
     loaded = snir.load(graph, "bptt")
     assert isinstance(loaded[0], TimeDistributed) and isinstance(loaded[0].module, nn.Unflatten)
+
+
+def test_an_event_network_does_not_export():
+    eventprop = get_registry().gradient("eventprop")
+    network = eventprop.network("3-4-2", LIF(tau_mem=20.0, tau_syn=5.0))
+    with pytest.raises(SnnkitError, match="event networks do not export"):
+        snir.export(network)
