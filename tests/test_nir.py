@@ -311,3 +311,28 @@ def test_an_event_network_does_not_export():
     network = eventprop.network("3-4-2", LIF(tau_mem=20.0, tau_syn=5.0))
     with pytest.raises(SnnkitError, match="event networks do not export"):
         snir.export(network)
+
+
+def test_snnkit_export_writes_the_trained_network(tmp_path, monkeypatch):
+    """A real run, exported by run id and by folder: the file loads into the network the
+    checkpoint holds (same outputs); a wrong source is one line, exit 2."""
+    from fixtures.cli import cli_invoker
+
+    from snnkit.train import trained_model
+
+    invoke = cli_invoker(monkeypatch, tmp_path)
+    tiny = ["--hidden", "8", "--data-opt", "size=64", "--batch-size", "32", "--no-progress"]
+    run = invoke("run", "--grad", "bptt", "--epochs", "1", *tiny, "--db", "r.db", "--out", "r")
+    assert run.exit_code == 0, run.output
+    result = invoke("export", "1", "model.nir", "--db", "r.db")
+    assert result.exit_code == 0, result.output
+    assert "wrote model.nir" in result.output
+    assert invoke("export", "r", "folder.nir").exit_code == 0
+    want = trained_model(tmp_path / "r" / "checkpoint.pt")
+    x = (torch.rand(20, 3, 5) < 0.3).float()  # Yin-Yang: 4 features and a bias input
+    for name in ("model.nir", "folder.nir"):
+        got = snir.load(tmp_path / name, "bptt")
+        _same(_run(want, x), _run(got, x))
+    bad = invoke("export", "7", "x.nir", "--db", "r.db")
+    assert bad.exit_code == 2 and "no run with id 7" in bad.output
+    assert not (tmp_path / "x.nir").exists()
