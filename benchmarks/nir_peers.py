@@ -174,14 +174,10 @@ def snntorch_to_snnkit(seed: int = 0) -> dict:
 
 def evaluate(checkpoint: Path, peers: list[str]) -> dict:
     """Test accuracy of a trained checkpoint in snnkit and, exported, in each peer."""
-    from snnkit.train import Trainer, saved_config
+    from snnkit.train import trained
 
-    config = saved_config(checkpoint)
-    config.device = "cpu"
-    trainer = Trainer(config)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    trainer.model.load_state_dict(state["model"])
-    trainer.model.eval()
+    trainer = trained(checkpoint)
+    config = trainer.config
     _, snnkit_acc = trainer.evaluate("test")
     x, labels = trainer.inputs["test"], trainer.data["test"].labels
     reset = trainer.neuron.reset
