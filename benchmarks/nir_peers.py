@@ -181,21 +181,31 @@ def evaluate(checkpoint: Path, peers: list[str]) -> dict:
     _, snnkit_acc = trainer.evaluate("test")
     x, labels = trainer.inputs["test"], trainer.data["test"].labels
     reset = trainer.neuron.reset
+    ours = torch.cat(
+        [run_snnkit(trainer.model, x[:, k : k + 500]) for k in range(0, x.shape[1], 500)], 1
+    )
     row = {
         "checkpoint": str(checkpoint),
         "method": config.grad,
         "neuron": trainer.neuron.describe(),
         "loss": config.loss,
         "snnkit": snnkit_acc,
+        "output spikes": int(ours.sum().item()),
     }
     for peer in peers:
         try:
             graph = snir.export(trainer.model, scheme="euler", time_step=STEP[peer])
-            module = peer_module(peer, graph, reset)
+            # a fresh module per batch: snntorch's neurons keep their state between calls
+            # even when given state=None
             out = torch.cat(
-                [run_peer(module, x[:, k : k + 500]) for k in range(0, x.shape[1], 500)], 1
+                [
+                    run_peer(peer_module(peer, graph, reset), x[:, k : k + 500])
+                    for k in range(0, x.shape[1], 500)
+                ],
+                1,
             )
             row[peer] = (trainer.loss.predict(out) == labels).double().mean().item()
+            row[f"{peer} output spikes differing"] = int((out != ours).sum().item())
         except Exception as exc:
             row[peer] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[
                 :200
