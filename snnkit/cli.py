@@ -962,8 +962,9 @@ def export_nir(
     from snnkit.train import CHECKPOINT, trained_model
 
     nir = snnkit_nir.require_nir()
-    checkpoint = _checkpoint_of(source, db, CHECKPOINT)
+    snnkit_nir.check_discretisation(scheme, time_step)
     writable_file(output, "OUTPUT")
+    checkpoint = _checkpoint_of(source, db, CHECKPOINT)
     _registry()
     graph = snnkit_nir.export(trained_model(checkpoint), scheme=scheme, time_step=time_step)
     tmp = output.with_name(output.name + ".tmp")

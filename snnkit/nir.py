@@ -57,6 +57,14 @@ def _check_choice(name: str, value: str, options: tuple[str, ...]) -> None:
         raise SnnkitError(f"{name}={value!r}: use one of {', '.join(options)}")
 
 
+def check_discretisation(scheme: str, time_step: float | None) -> None:
+    """One line unless ``scheme`` is known and ``time_step`` None or a positive number."""
+    _check_choice("--scheme", scheme, SCHEMES)
+    ok = isinstance(time_step, int | float) and math.isfinite(time_step) and time_step > 0
+    if time_step is not None and not ok:
+        raise SnnkitError(f"--time-step must be a positive number, got {time_step!r}")
+
+
 # -- time constants: snnkit's (decay exp(-dt/tau) per step) <-> the graph's -----------------
 
 
@@ -282,9 +290,7 @@ def export(
     first module does not tell it. What NIR cannot express is a one-line error.
     """
     nir = require_nir()
-    _check_choice("scheme", scheme, SCHEMES)
-    if time_step is not None and not (isinstance(time_step, int | float) and time_step > 0):
-        raise SnnkitError(f"time_step must be a positive number, got {time_step!r}")
+    check_discretisation(scheme, time_step)
     if not isinstance(network, Network):
         raise SnnkitError(
             f"export takes an snnkit Network, got {type(network).__name__} (event networks "
