@@ -17,11 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # the tests also need the datasets extra (tonic, h5py): tests/test_neuromorphic.py runs
-# tonic's real loaders on fixture files; and the plot extra (matplotlib) for the PNG
-# leaderboard; `make run` needs neither
+# tonic's real loaders on fixture files; the plot extra (matplotlib) for the PNG
+# leaderboard; and the nir extra for the NIR round trips; `make run` needs none of them
 DATASETS := $(VENV)/.datasets-installed
 $(DATASETS): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[datasets,plot]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[datasets,plot,nir]"
 	touch $(DATASETS)
 
 run: $(STAMP)

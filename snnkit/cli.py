@@ -973,6 +973,67 @@ def bench(
         json_file.write_text(json.dumps(to_json(results), indent=2))
 
 
+@app.command("export")
+@user_errors
+def export_nir(
+    source: Annotated[
+        str, typer.Argument(help="A run id of --db, a run folder, or a checkpoint file.")
+    ],
+    output: Annotated[Path, typer.Argument(help="The NIR file to write (e.g. model.nir).")],
+    scheme: Annotated[
+        str,
+        typer.Option(
+            help="The reader's discretisation: exact (snnkit's exponential decay) or euler "
+            "(snntorch, norse); see docs/nir.md."
+        ),
+    ] = "exact",
+    time_step: Annotated[
+        float | None,
+        typer.Option(help="One step in the graph's time unit (default: the run's dt)."),
+    ] = None,
+    db: Annotated[Path, typer.Option(help="Results database a run id refers to.")] = Path(
+        "snnkit-results.db"
+    ),
+) -> None:
+    """Write a trained raster network as a NIR graph (needs the extra 'nir')."""
+    from snnkit import nir as snnkit_nir
+    from snnkit.train import CHECKPOINT, trained_model
+
+    nir = snnkit_nir.require_nir()
+    snnkit_nir.check_discretisation(scheme, time_step)
+    writable_file(output, "OUTPUT")
+    checkpoint = _checkpoint_of(source, db, CHECKPOINT)
+    _registry()
+    graph = snnkit_nir.export(trained_model(checkpoint), scheme=scheme, time_step=time_step)
+    tmp = output.with_name(output.name + ".tmp")
+    nir.write(tmp, graph)
+    tmp.replace(output)
+    step = graph.metadata["snnkit.time_step"]
+    console.print(
+        Text(f"wrote {output}: {len(graph.nodes)} nodes, scheme {scheme}, time step {step:g}")
+    )
+
+
+def _checkpoint_of(source: str, db: Path, name: str) -> Path:
+    """The checkpoint file a run id (of ``db``), run folder or file names."""
+    from snnkit.results import ResultsStore
+
+    if source.isdigit() and not Path(source).exists():
+        if not db.exists():
+            raise SnnkitError(f"run {source}: no results database at {db}; pass --db")
+        with ResultsStore(db) as store:
+            record = store.get(int(source))
+        if not record.checkpoint:
+            raise SnnkitError(f"run {source} has no recorded checkpoint; pass its file instead")
+        path = Path(record.checkpoint)
+    else:
+        path = Path(source)
+        path = path / name if path.is_dir() else path
+    if not path.is_file():
+        raise SnnkitError(f"no checkpoint {path}: give a run id, a run folder or a checkpoint file")
+    return path
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())

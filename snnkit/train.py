@@ -658,6 +658,23 @@ def saved_config(checkpoint: str | os.PathLike) -> RunConfig:
     return RunConfig(**{k: v for k, v in saved.items() if k in known})
 
 
+def trained(checkpoint: str | os.PathLike) -> Trainer:
+    """A trainer with the network a checkpoint holds, rebuilt from its settings on the CPU
+    (with its dataset: the input and output sizes, and the data to evaluate)."""
+    config = saved_config(checkpoint)
+    config.device = "cpu"
+    trainer = Trainer(config)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    trainer.model.load_state_dict(state["model"])
+    trainer.model.eval()
+    return trainer
+
+
+def trained_model(checkpoint: str | os.PathLike) -> torch.nn.Module:
+    """The network a checkpoint holds (see :func:`trained`)."""
+    return trained(checkpoint).model
+
+
 @contextlib.contextmanager
 def _claim(folder: Path):
     """Hold ``folder`` (created if needed) for this process: a second run writing the same

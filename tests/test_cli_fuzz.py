@@ -185,6 +185,16 @@ CASES = [
     *values("--repeats", "0", "-1", "abc", base=["bench", "--grad", "bptt"]),
     *values("--timeout", "0", "-1", "nan", "abc", base=["bench", "--grad", "bptt"]),
     *values("--json", f"{UNWRITABLE}.json", "a-dir", base=["bench", "--grad", "bptt"]),
+    # snnkit export (needs the extra 'nir'; without it every case is the one line naming it)
+    *values("--scheme", "bogus", "", base=["export", "a-dir", "m.nir"]),
+    *values("--time-step", *NUMBER, base=["export", "a-dir", "m.nir"]),
+    *case(f"{UNWRITABLE}.nir", base=["export", "a-dir"], words=UNWRITABLE),
+    *case("a-dir", "m.nir", base=["export"], words="no checkpoint"),
+    *case("nosuch", "m.nir", base=["export"], words="no checkpoint"),
+    *case("a-file", "m.nir", base=["export"], words="a-file"),
+    *case("1", "m.nir", "--db", "one.db", base=["export"], words="no recorded checkpoint"),
+    *case("7", "m.nir", "--db", "none.db", base=["export"], words="no results database"),
+    *case(base=["export"], words="'source'"),
     # snnkit datasets
     *case("nope", base=["datasets", "download"], words="nope"),
     *case("yinyang", base=["datasets", "download"], words="nothing to download"),
