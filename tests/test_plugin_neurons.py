@@ -150,7 +150,9 @@ def test_a_neuron_step_that_differs_from_the_method_fails_every_case(invoke, tmp
     assert result.exit_code == 1
     statuses = by_method(out)["adlif-unrolled-step"]
     ran = {case: s for case, s in statuses.items() if s != "skipped"}
-    assert len(ran) == 21 - LIF_VARIANTS and set(ran.values()) == {"failed"}, statuses
+    assert len(ran) == 21 - LIF_VARIANTS, statuses
+    # the adaptation current starts at zero: a single step cannot tell the two apart
+    assert ran.pop("T=1") == "passed" and set(ran.values()) == {"failed"}, statuses
     details = [
         r["detail"] for r in json.loads(out.read_text())["results"] if r["status"] == "failed"
     ]

@@ -116,11 +116,11 @@ def pytest_generate_tests(metafunc):
         for p in registry.failures
     ]
     metafunc.config.stash[_PROBLEMS] = problems
-    chosen = metafunc.config.stash.get(_SUBJECT, {})
+    under_test = metafunc.config.stash.get(_SUBJECT, {})
     params, ids = [], []
-    if chosen.get("surrogate") is not None:  # first: before any gradient case
-        params.append(SurrogateBody(chosen["surrogate"]))
-        ids.append(f"surrogate-body-{chosen['surrogate'].name}")
+    if under_test.get("surrogate") is not None:  # first: before any gradient case
+        params.append(SurrogateBody(under_test["surrogate"]))
+        ids.append(f"surrogate-body-{under_test['surrogate'].name}")
     names = list(chosen)
     if not chosen:  # "every installed method": what cannot be checked fails
         params += [Unavailable(reason) for reason in problems]
@@ -134,13 +134,13 @@ def pytest_generate_tests(metafunc):
             params.append(Unavailable(str(exc)))
             ids.append(f"{name}-unavailable")
             continue
-        reason = unsupported(method, **chosen)
+        reason = unsupported(method, **under_test)
         if reason is not None:
             params.append(Unsupported(reason))
             ids.append(f"{name}-unsupported")
             continue
         for case, dtype in plan(method, dtypes, peers):
-            params.append((method, case, dtype, device, peers, chosen))
+            params.append((method, case, dtype, device, peers, under_test))
             ids.append(f"{name}-{case.replace(' = ', '=')}-{dtype}")
     metafunc.parametrize("snnkit_case", params, ids=ids)
 
