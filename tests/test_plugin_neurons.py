@@ -182,3 +182,14 @@ def test_pytest_route_refuses_an_unknown_neuron(installed, tmp_path):
     assert proc.returncode == 4  # pytest's usage error
     assert "unknown neuron 'nosuch'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_event_methods_are_unsupported_when_a_neuron_or_surrogate_is_named(tmp_path, monkeypatch):
+    invoke = cli_invoker(monkeypatch, tmp_path, width=250)
+    out = tmp_path / "c.json"
+    result = invoke("conformance", "--grad", "exact-autograd", "--neuron", "lif", "--json", out)
+    assert result.exit_code == 0, result.output  # reported, not failed
+    (line,) = [ln for ln in result.stdout.splitlines() if ln.startswith("unsupported")]
+    assert line.startswith("unsupported exact-autograd: exact-autograd is an event method")
+    data = json.loads(out.read_text())
+    assert data["results"] == [] and list(data["unsupported"]) == ["exact-autograd"]

@@ -94,12 +94,9 @@ def unsupported(method: GradientMethod, neuron=None, surrogate=None) -> str | No
     if method.representation != "raster":
         if neuron is None and surrogate is None:
             return None
-        given = " and ".join(
-            w for w, x in (("--neuron", neuron), ("--surrogate", surrogate)) if x is not None
-        )
         return (
-            f"{method.name} is an event method: its cases check its own continuous-time LIF "
-            f"without a surrogate; {given} apply to raster methods"
+            f"{method.name} is an event method: its cases check its own continuous-time LIF, "
+            "without a surrogate; a neuron or surrogate under test applies to raster methods"
         )
     return None if neuron is None else method.supports(neuron)
 
