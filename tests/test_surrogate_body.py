@@ -76,3 +76,27 @@ def test_a_body_that_does_not_compile_says_what_the_compiler_said():
     assert not body.passed
     assert body.problem.startswith("its C++/CUDA body: compiling a CPU kernel failed")
     assert "width" in body.problem and "\n" not in body.problem
+
+
+class Unhashable(Exponential):
+    """Not a frozen dataclass of its own (an unhashable subclass): checked, not cached."""
+
+    __hash__ = None  # type: ignore[assignment]
+    name: ClassVar[str] = "unhashable"
+
+
+@dataclass(frozen=True)
+class Crashing(Exponential):
+    name: ClassVar[str] = "crashing"
+
+    def __call__(self, v, theta):
+        raise ValueError("no torch form yet")
+
+
+def test_an_unhashable_surrogate_is_checked_too():
+    assert check_body(Unhashable(), nvcc=False).passed
+
+
+def test_a_torch_form_that_raises_is_the_surrogates_failure():
+    body = check_body(Crashing(), nvcc=False)
+    assert body.problem == "its torch form (__call__) raised ValueError: no torch form yet"

@@ -111,12 +111,23 @@ def _nvcc(surrogate: Surrogate) -> str:
     return NVCC_ARCH
 
 
-@functools.cache
 def check_body(
     surrogate: Surrogate, dtypes: tuple[str, ...] = ("float64", "float32"), nvcc: bool = True
 ) -> BodyCheck:
-    """Compare ``surrogate``'s C++/CUDA body with its torch form (once per process);
-    ``nvcc`` False skips the nvcc build."""
+    """Compare ``surrogate``'s C++/CUDA body with its torch form (once per process for a
+    hashable surrogate, as the frozen dataclasses are); ``nvcc`` False skips the nvcc build."""
+    try:
+        return _check_once(surrogate, dtypes, nvcc)
+    except TypeError:  # unhashable: checked every time
+        return _check(surrogate, dtypes, nvcc)
+
+
+@functools.cache
+def _check_once(surrogate: Surrogate, dtypes: tuple[str, ...], nvcc: bool) -> BodyCheck:
+    return _check(surrogate, dtypes, nvcc)
+
+
+def _check(surrogate: Surrogate, dtypes: tuple[str, ...], nvcc: bool) -> BodyCheck:
     name = surrogate.describe()
     errors: dict[str, float] = {}
     points = 0
@@ -125,7 +136,12 @@ def check_body(
             v, theta = grid(getattr(torch, dtype))
             points = v.numel()
             got = body_values(surrogate, v, theta).to(torch.float64)
-            want = torch.as_tensor(surrogate(v, theta)).to(torch.float64)
+            try:
+                want = torch.as_tensor(surrogate(v, theta)).to(torch.float64)
+            except Exception as exc:  # a plugin's torch form that crashes: its failure
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                problem = f"its torch form (__call__) raised {type(exc).__name__}: {first}"
+                return BodyCheck(name, points, errors, "not compiled", problem)
             per_theta = zip(got.split(POINTS), want.split(POINTS), strict=True)
             errors[dtype] = max(compare([g], [w]).max_rel_err for g, w in per_theta)
         worst = max(errors, key=lambda d: errors[d] / TOLERANCES["raster", d])
