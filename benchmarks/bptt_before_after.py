@@ -5,6 +5,8 @@ For each round, and each tree in turn, a fresh process runs ``snnkit bench --gra
 tree's median total time (forward + backward) over the rounds and the ratio to the first
 tree. Alternating the trees round by round spreads the load of a shared machine over both.
 Plugins are not loaded (``SNNKIT_PLUGINS=none``): only the built-in BPTT is timed.
+``--env KEY=VALUE`` sets the same environment for every tree (e.g. an OpenMP wait policy
+that one tree sets itself and the other does not, to compare the code alone).
 
 The interpreter must not import snnkit from an editable install (whose import hook would
 win over ``PYTHONPATH``): use a venv that sees torch but not snnkit, e.g.::
@@ -32,6 +34,7 @@ from pathlib import Path
 def bench_once(tree: Path, args: argparse.Namespace) -> list[dict]:
     """One ``snnkit bench --grad bptt`` in a fresh process importing ``tree``."""
     env = dict(os.environ, PYTHONPATH=str(tree), SNNKIT_PLUGINS="none")
+    env.update(kv.split("=", 1) for kv in args.env)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         cmd = [sys.executable, "-m", "snnkit.cli", "bench", "--grad", "bptt", "--json", str(out)]
@@ -52,6 +55,9 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--size", action="append", default=[], help="T,B,N (default: bench's)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--env", action="append", default=[], help="KEY=VALUE for every tree (repeatable)"
+    )
     args = parser.parse_args()
     trees = dict(t.split("=", 1) for t in args.tree)
     totals: dict[tuple, dict[str, list[float]]] = {}
@@ -75,6 +81,7 @@ def main() -> None:
         })  # fmt: skip
     load1 = [x[0] for x in loads]
     meta = {"trees": trees, "rounds": args.rounds, "repeats": args.repeats, "dtype": args.dtype,
+            "env": args.env,
             "load1_min": min(load1), "load1_max": max(load1), "loads": loads}  # fmt: skip
     args.out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     names = list(trees)
