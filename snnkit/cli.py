@@ -809,16 +809,31 @@ def conformance(
         list[str] | None, typer.Option(help="float64 and/or float32 (repeatable; default float64).")
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    neuron: Annotated[
+        str | None,
+        typer.Option(help="Neuron under test (default: LIF); raster cases run with it."),
+    ] = None,
+    neuron_opt: Annotated[
+        list[str] | None,
+        typer.Option("--neuron-opt", "-n", help="Its parameter KEY=VALUE (repeatable)."),
+    ] = None,
+    surrogate: Annotated[
+        str | None,
+        typer.Option(
+            help="Surrogate under test (default: exponential); its C++/CUDA body is checked "
+            "against its torch form first."
+        ),
+    ] = None,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write the results as JSON here.")
     ] = None,
 ) -> None:
     """Check each method's gradients against its oracle; exit 1 if any case fails, or (without
     --grad) if an installed method could not be checked: its plugin failed to load, or its
-    name clashes."""
+    name clashes. A method that does not simulate --neuron is reported, not failed."""
     from rich.progress import Progress
 
-    from snnkit.conformance import exact_event_methods, iter_cases, plan
+    from snnkit.conformance import exact_event_methods, iter_cases, plan, subject, unsupported
     from snnkit.train import check_device
 
     registry = _registry()
@@ -830,18 +845,32 @@ def conformance(
         if d not in ("float64", "float32"):
             raise SnnkitError(f"--dtype must be float64 or float32, got {d!r}")
     check_device(device)
+    spec, chosen = subject(
+        registry, neuron, surrogate, **_parse_options(neuron_opt, "--neuron-opt")
+    )
     if json_file is not None:
         writable_file(json_file, "--json")
+    body = _check_surrogate_body(chosen, json_file)
+    refused = {m.name: unsupported(m, spec, chosen) for m in methods}
+    methods = [m for m in methods if refused[m.name] is None]
+    refused = {name: why for name, why in refused.items() if why is not None}
     results = []
     total = sum(len(plan(m, dtypes, peers)) for m in methods)
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("conformance", total=total)
         for method in methods:
-            for result in iter_cases(method, dtypes, device, peers):
+            for result in iter_cases(method, dtypes, device, peers, neuron=spec, surrogate=chosen):
                 results.append(result)
                 bar.update(task, advance=1, description=f"{method.name} {result.case}")
+    if spec is not None or chosen is not None:
+        under_test = [x.describe() for x in (spec, chosen) if x is not None]
+        console.print(Text(f"under test: {', '.join(under_test)}"), soft_wrap=True)
+    if body is not None:
+        console.print(Text(body.summary()), soft_wrap=True)
     for method in methods:
         console.print(_conformance_table(method, [r for r in results if r.method == method.name]))
+    for name, why in refused.items():
+        console.print(Text.assemble(("unsupported", "yellow"), f" {name}: {why}"), soft_wrap=True)
     for r in results:
         if r.status != "passed":  # why a case was skipped, failed or crashed, in full
             line = Text(r.status, style=STATUS_STYLES[r.status])
@@ -855,6 +884,8 @@ def conformance(
             "passed": passed,
             "results": [r.to_json() for r in results],
             "unchecked": unchecked,
+            "unsupported": refused,
+            "surrogate_body": body.to_json() if body is not None else None,
         }
         json_file.write_text(json.dumps(payload, indent=2))
     counts = {
@@ -865,6 +896,23 @@ def conformance(
         console.print(Text.assemble(("not checked", "bold red"), f" {reason}"), soft_wrap=True)
     if not passed:
         raise typer.Exit(1)
+
+
+def _check_surrogate_body(surrogate, json_file: Path | None):
+    """The surrogate's body check (None without a surrogate under test); a failure ends the
+    command before any gradient case: one line, exit 1, and the JSON says so."""
+    if surrogate is None:
+        return None
+    from snnkit.conformance.surrogate_body import check_body
+
+    with err_console.status(f"checking the C++/CUDA body of {surrogate.describe()}"):
+        body = check_body(surrogate)
+    if not body.passed:
+        if json_file is not None:
+            payload = {"passed": False, "results": [], "surrogate_body": body.to_json()}
+            json_file.write_text(json.dumps(payload, indent=2))
+        raise JobFailed(body.summary())
+    return body
 
 
 STATUS_STYLES = {"passed": "green", "failed": "bold red", "error": "bold red", "skipped": "yellow"}

@@ -177,6 +177,16 @@ CASES = [
         "a-dir",
         base=["conformance", "--grad", "bptt"],
     ),  # fmt: skip
+    *values("--neuron", "nope", "", "li", base=["conformance", "--grad", "bptt"]),
+    *values("--surrogate", "nope", "", base=["conformance", "--grad", "bptt"]),
+    *values(
+        "--neuron-opt",
+        "abc",
+        "tau_mem=-1",
+        "nosuch=1",
+        base=["conformance", "--grad", "bptt", "--neuron", "alif"],
+    ),
+    *case("-n", "tau_mem=5", base=["conformance", "--grad", "bptt"]),
     *values("--grad", "nope", base=["bench"]),
     *values("--size", "10,2", "0,1,1", "a,b,c", "-1,2,3", "", base=["bench", "--grad", "bptt"]),
     *values("--part", "bogus", base=["bench", "--grad", "bptt", "--size", "2,1,1"], words="bogus"),

@@ -12,13 +12,12 @@ validation, the broken methods failing conformance, ``snnkit plugins`` showing i
 from __future__ import annotations
 
 import json
-import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
 from fixtures.cli import cli_invoker
-from fixtures.packages import docs_files, pip, write_package
+from fixtures.packages import docs_files, installed_packages, write_package
 from fixtures.processes import run_cli
 from fixtures.pytest_route import conformance_pytest
 
@@ -142,25 +141,11 @@ def build_packages(root: Path) -> list[Path]:
     return projects
 
 
-def _forget_modules() -> None:
-    for name in [
-        m for m in sys.modules if m.startswith(tuple(d.replace("-", "_") for d in DISTRIBUTIONS))
-    ]:
-        del sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """The seven packages, pip-installed (not editable) for this module only."""
-    projects = build_packages(tmp_path_factory.mktemp("packages"))
-    pip("uninstall", "-y", *DISTRIBUTIONS)  # leftovers of an interrupted session
-    pip("install", *map(str, projects))
-    try:
+    with installed_packages(build_packages(tmp_path_factory.mktemp("packages")), DISTRIBUTIONS):
         yield
-    finally:
-        pip("uninstall", "-y", *DISTRIBUTIONS)
-        _forget_modules()
-        snnkit.registry._REGISTRY = None
 
 
 @pytest.fixture

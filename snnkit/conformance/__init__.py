@@ -8,6 +8,12 @@ event method given as a peer (``"deep = eventprop"``): exact methods must agree 
 rounding (:func:`exact_event_methods` lists a registry's).
 The same cases run from ``snnkit conformance`` and from pytest
 (``pytest --pyargs snnkit.conformance --snnkit-grad NAME``).
+
+Raster cases run with a neuron and a surrogate under test (``neuron=``, ``surrogate=``;
+``--neuron`` / ``--surrogate`` on the command line), against the generic BPTT oracle
+looping that neuron's own step. :func:`unsupported` says when a method cannot be checked
+with them (not a failure); a surrogate's C++/CUDA body is checked against its torch form
+first (:mod:`snnkit.conformance.surrogate_body`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ __all__ = [
     "iter_cases",
     "plan",
     "run_case",
+    "subject",
+    "unsupported",
 ]
 
 AGREES = " = "  # "case = peer": the agreement of a method with a peer on a case
@@ -59,6 +67,38 @@ def exact_event_methods(registry) -> list[GradientMethod]:
     is nobody's peer: which of its methods is meant is unknown)."""
     methods = (registry.gradient(name) for name in registry.available("gradient"))
     return [m for m in methods if _exact_events(m)]
+
+
+def subject(registry, neuron: str | None = None, surrogate: str | None = None, **params):
+    """The neuron (with ``params``) and surrogate named for a run, from ``registry`` (None
+    where not named); :class:`SnnkitError` for an unknown name or a neuron the oracle cannot
+    check (one that does not spike, or defines no step)."""
+    from snnkit.reference.bptt import BPTT
+
+    if params and neuron is None:
+        raise SnnkitError(f"neuron parameters {', '.join(params)} given without a neuron name")
+    spec = registry.neuron(neuron, **params) if neuron is not None else None
+    if spec is not None:
+        reason = BPTT().supports(spec)
+        if reason is not None:
+            raise SnnkitError(
+                f"neuron '{neuron}' cannot be checked against the BPTT oracle: {reason}"
+            )
+    return spec, registry.surrogate(surrogate) if surrogate is not None else None
+
+
+def unsupported(method: GradientMethod, neuron=None, surrogate=None) -> str | None:
+    """Why ``method`` cannot be checked with the neuron and surrogate under test (None
+    where it can): the neuron is not of a kind it simulates, or it is an event method,
+    whose cases check its own continuous-time LIF and use no surrogate."""
+    if method.representation != "raster":
+        if neuron is None and surrogate is None:
+            return None
+        return (
+            f"{method.name} is an event method: its cases check its own continuous-time LIF, "
+            "without a surrogate; a neuron or surrogate under test applies to raster methods"
+        )
+    return None if neuron is None else method.supports(neuron)
 
 
 def plan(

@@ -39,7 +39,9 @@ class RasterCase:
     features ``input_shape``, or (``features``) one population of neurons of that shape
     fed random currents directly, then a readout. ``neuron`` None is the neuron under test
     (LIF(tau_mem=5) unless the run names one); a case with its own ``neuron`` checks a
-    variant of that kind only. ``surrogate`` None is the surrogate under test.
+    variant of that kind only, except with ``trains_any``: then a neuron of another kind
+    under test runs it with every one of its trainable quantities trained. ``surrogate``
+    None is the surrogate under test.
     """
 
     name: str
@@ -56,6 +58,7 @@ class RasterCase:
     layer_options: dict[str, Any] = field(default_factory=dict)
     input_rate: float = 0.3
     weight_gain: float = 2.5
+    trains_any: bool = False
 
     @property
     def seed(self) -> int:
@@ -92,6 +95,7 @@ RASTER_CASES: tuple[RasterCase, ...] = (
         "trainable-tau-threshold",
         neuron=LIF(tau_mem=5.0, tau_syn=2.0),
         layer_options={"train_tau": True, "train_threshold": True},
+        trains_any=True,
     ),
     # architectures: neurons of any shape behind torch layers
     RasterCase(
@@ -135,7 +139,7 @@ def oracle_for(method: GradientMethod) -> GradientMethod:
 
 
 def _build(method: GradientMethod, case: RasterCase, neuron, surrogate, **extra):
-    options = {**case.layer_options, **extra}
+    options = {**_options(case, neuron), **extra}
     if case.features is not None:
         weightless = {k: v for k, v in options.items() if k not in SYNAPSE_OPTIONS}
         pop = method.neuron(neuron, case.features, surrogate=surrogate, **weightless)
@@ -163,16 +167,21 @@ def _build(method: GradientMethod, case: RasterCase, neuron, surrogate, **extra)
     )
 
 
-def _trained_like(net: torch.nn.Module) -> dict[str, bool]:
+def _trained_like(net: torch.nn.Module, neuron: NeuronSpec) -> dict[str, tuple[str, ...]]:
     """Oracle options that make the same neuron quantities leaves as in the method's network
     (a method may train thresholds or time constants by default, e.g. Rouser)."""
-    quantities = {name.rsplit(".", 1)[-1] for name, _ in net.named_parameters()}
-    extra = {}
-    if "threshold" in quantities:
-        extra["train_threshold"] = True
-    if quantities & {"tau_mem", "tau_syn"}:
-        extra["train_tau"] = True
-    return extra
+    leaves = {name.rsplit(".", 1)[-1] for name, _ in net.named_parameters()}
+    trained = tuple(sorted(leaves & set(neuron.quantities())))
+    return {"train": trained} if trained else {}
+
+
+def _options(case: RasterCase, neuron: NeuronSpec) -> dict[str, Any]:
+    """The case's layer options for ``neuron``: a ``trains_any`` case on a neuron of another
+    kind than its own trains all of that neuron's finite trainable quantities."""
+    if not case.trains_any or case.neuron is None or own_kind(neuron) == case.neuron.kind:
+        return case.layer_options
+    q = neuron.quantities()
+    return {"train": tuple(n for n in neuron.trainable if n in q and math.isfinite(q[n]))}
 
 
 def _randomise(net: torch.nn.Module, case: RasterCase, theta: float, gen: torch.Generator) -> None:
@@ -230,11 +239,14 @@ def subject_of(
 ) -> tuple[NeuronSpec, Surrogate] | str:
     """The (neuron, surrogate) ``case`` runs with, given the neuron and surrogate under
     test (None: the defaults), or why the case does not apply to them."""
-    if case.neuron is not None and neuron is not None and own_kind(neuron) != case.neuron.kind:
+    other_kind = (
+        case.neuron is not None and neuron is not None and own_kind(neuron) != case.neuron.kind
+    )
+    if other_kind and not case.trains_any:
         return f"a variant of '{case.neuron.kind}', not '{neuron.kind}'"
     if case.surrogate is not None and surrogate is not None:
         return f"varies the surrogate; this run checks {surrogate.describe()}"
-    chosen = case.neuron or neuron or DEFAULT_NEURON
+    chosen = (neuron if other_kind else case.neuron) or neuron or DEFAULT_NEURON
     return chosen, case.surrogate or surrogate or Exponential()
 
 
@@ -263,7 +275,7 @@ def run_raster_case(
         net = _build(method, case, neuron, surrogate)
     except (SnnkitError, TypeError, NotImplementedError) as exc:
         return CaseResult.skip(base, f"not offered by the method: {exc}")
-    ref = _build(oracle, case, neuron, surrogate, **_trained_like(net))
+    ref = _build(oracle, case, neuron, surrogate, **_trained_like(net, neuron))
     theta = neuron.quantities().get("threshold", 1.0)
     _randomise(net, case, theta, gen)
     try:

@@ -7,12 +7,24 @@ import pytest
 
 def test_gradients_match_oracle(snnkit_case):
     from snnkit.conformance import run_case
-    from snnkit.conformance.pytest_plugin import Unavailable
+    from snnkit.conformance.pytest_plugin import SurrogateBody, Unavailable, Unsupported
+    from snnkit.conformance.surrogate_body import check_body
 
     if isinstance(snnkit_case, Unavailable):
         pytest.fail(snnkit_case.reason, pytrace=False)
-    method, case, dtype, device, peers = snnkit_case
-    result = run_case(method, case, dtype, device, peers)
+    if isinstance(snnkit_case, Unsupported):
+        pytest.skip(f"unsupported: {snnkit_case.reason}")
+    if isinstance(snnkit_case, SurrogateBody):
+        body = check_body(snnkit_case.surrogate)
+        if not body.passed:
+            pytest.fail(body.summary(), pytrace=False)
+        return
+    method, case, dtype, device, peers, subject = snnkit_case
+    if subject.get("surrogate") is not None:
+        body = check_body(subject["surrogate"])  # done once, by the first test
+        if not body.passed:
+            pytest.fail(f"not run: {body.summary()}", pytrace=False)
+    result = run_case(method, case, dtype, device, peers, **subject)
     if result.status == "skipped":
         pytest.skip(result.detail)
     assert result.passed, (
