@@ -97,7 +97,7 @@ def test_comparison_catches_a_broken_kernel(needs_host, old, new):
         assert old in src
         return host.compile_kernel(src.replace(old, new), name, dtype, options)
 
-    broken = cuda.Kernels(compile_broken, "_host", cuda.host_source, cuda._GROUPS)
+    broken = kernels.Backend("cpu", compile_broken, "_host", cuda.host_source, cuda._GROUPS)
     with pytest.raises(AssertionError):
         _compare(torch.float64, "cpu", broken)
 
@@ -107,7 +107,7 @@ def test_kernel_spike_bound(needs_host, backend):
     pre = torch.zeros(1, 1, 1, dtype=torch.float64)
     w = torch.full((2, 1), 50.0, dtype=torch.float64)
     config = LayerConfig(10.0, 1.0, 40.0, 1000)
-    record = backend.run_layer(pre, w, config)  # the buffer is re-sized past _CAP
+    record = cuda.run_layer(backend, pre, w, config)  # the buffer is re-sized past _CAP
     assert record.times.shape[-1] > cuda._CAP
     want = run_layer(pre, w, config)
     assert torch.equal(record.counts, want.counts)
