@@ -35,6 +35,7 @@ __all__ = [
     "Kernel",
     "broadcast",
     "check_backend",
+    "columns_unfit",
     "cpu_backend",
     "cuda_backend",
     "launch_grid",
@@ -289,6 +290,19 @@ def select(
             f"backend={choice!r}: {owner}'s kernels do not run {unfit}; use auto or torch"
         )
     return wanted
+
+
+def columns_unfit(current: torch.Tensor, params: Sequence[Any], w_rec: Any = None) -> str | None:
+    """Why one-thread-per-column kernels cannot run a call (None: they can): they take a
+    feed-forward current ``[T, B, N]`` with at least one step and column, and parameters
+    (None or tensors) of at most one dimension. For :func:`select`'s ``unfit``."""
+    if w_rec is not None:
+        return "recurrent layers"
+    if current.dim() != 3 or current.numel() == 0:
+        return f"a current of shape {tuple(current.shape)}"
+    if any(p is not None and p.dim() > 1 for p in params):
+        return "parameters of more than one dimension"
+    return None
 
 
 def launch_grid(threads: int, block: int = BLOCK) -> tuple[int]:

@@ -101,3 +101,11 @@ def test_importing_kernels_never_imports_cupy_or_host():
     code = "import sys, snnkit.kernels; assert 'cupy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert kernels.launch_grid(0) == (1,) and kernels.launch_grid(129) == (2,)
+
+
+def test_columns_unfit_names_what_the_column_kernels_do_not_run():
+    one = torch.ones(3)
+    assert kernels.columns_unfit(X, (one, None)) is None
+    assert kernels.columns_unfit(X, (one,), w_rec=torch.ones(3, 3)) == "recurrent layers"
+    assert kernels.columns_unfit(X[:0], (one,)) == "a current of shape (0, 1, 3)"
+    assert "more than one dimension" in kernels.columns_unfit(X, (torch.ones(1, 3),))

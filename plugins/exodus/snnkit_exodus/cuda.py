@@ -52,18 +52,6 @@ def backward_source(surrogate: Surrogate) -> str:
     return kernel_source(_source(), surrogate)
 
 
-def unfit(current: torch.Tensor, c: LIFCoefficients, w_rec) -> str | None:
-    """Why the kernels cannot run this call (None: they can): they run feed-forward layers
-    ``[T, B, N]`` with at least one step and column and ``[N]``-shaped parameters."""
-    if w_rec is not None:
-        return "recurrent layers"
-    if current.dim() != 3 or current.numel() == 0:
-        return f"a current of shape {tuple(current.shape)}"
-    if any(p is not None and p.dim() > 1 for p in c):
-        return "parameters of more than one dimension"
-    return None
-
-
 def forward_scan(
     backend: Backend, current, state: LIFState, c: LIFCoefficients, config: ScanConfig
 ):

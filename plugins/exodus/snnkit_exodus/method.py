@@ -35,7 +35,7 @@ def _kernels(x: torch.Tensor, c: LIFCoefficients, w_rec, config: ScanConfig):
         cuda=cuda.CUDA,
         cpu=cuda.HOST,
         cpu_works=_host_works,
-        unfit=cuda.unfit(x, c, w_rec),
+        unfit=kernels.columns_unfit(x, c, w_rec),
     )
 
 

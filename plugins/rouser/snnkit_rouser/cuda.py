@@ -39,21 +39,9 @@ def backward_source(surrogate: Surrogate) -> str:
     return kernel_source(_source(), surrogate)
 
 
-def unfit(current: torch.Tensor, params, w_rec) -> str | None:
-    """Why the kernels cannot run this call (None: they can): they run feed-forward layers
-    ``[T, B, N]`` with at least one step and column and ``[N]`` or ``[1]`` parameters."""
-    if w_rec is not None:
-        return "recurrent layers"
-    if current.dim() != 3 or current.numel() == 0:
-        return f"a current of shape {tuple(current.shape)}"
-    if any(p is not None and p.dim() > 1 for p in params):
-        return "parameters of more than one dimension"
-    return None
-
-
 def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, dyn: scan.Dynamics):
     """Membrane ``v[T, B, N]``, spikes ``a[T, B, N]`` and the final state (u, i, a), as
-    :func:`snnkit_rouser.scan.forward_scan` for a feed-forward layer (see :func:`unfit`)."""
+    :func:`snnkit_rouser.scan.forward_scan` for a feed-forward layer (see :func:`snnkit.kernels.columns_unfit`)."""
     steps, batch, neurons = current.shape
     columns = batch * neurons
     synaptic = beta is not None

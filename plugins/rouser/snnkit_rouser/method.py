@@ -18,7 +18,7 @@ RESET_GRADS = ("detached", "through")
 def _backend(current: torch.Tensor, params, w_rec, dyn: scan.Dynamics):
     """The scans for this call: the CUDA kernels' (module :mod:`snnkit_rouser.cuda`) or the
     torch ones (:mod:`snnkit_rouser.scan`), as :func:`snnkit.kernels.select` chooses."""
-    unfit = cuda.unfit(current, params, w_rec)
+    unfit = kernels.columns_unfit(current, params, w_rec)
     return (
         cuda
         if kernels.select(current, dyn.backend, "rouser", cuda=cuda.CUDA, unfit=unfit)
