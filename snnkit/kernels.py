@@ -1,4 +1,10 @@
-"""CuPy plumbing shared by the plugins' CUDA kernels: compile once, launch on torch tensors.
+"""Compiled kernels shared by the plugins: where they run, compile once, launch on tensors.
+
+A method's kernels run on one of three backends, chosen the same way for every method by
+:func:`select`: ``"cuda"`` (CuPy, for CUDA tensors), ``"cpu"`` (the same source compiled
+by the machine's C++ compiler with a CPU driver, :mod:`snnkit.host`) or ``"torch"`` (the
+method's plain torch code, no compiled kernel). A :class:`Backend` compiles a kernel
+for the first two; the layer option ``backend=auto|cuda|cpu|torch`` forces one.
 
 A plugin ships its kernels as package data (``kernels/*.cu``) written as templates over the
 scalar type ``T``; :func:`compile_kernel` instantiates one for float or double through an
@@ -14,7 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -24,7 +30,16 @@ import torch
 from snnkit.errors import SnnkitError
 
 __all__ = [
+    "BACKENDS",
+    "Backend",
     "Kernel",
+    "broadcast",
+    "check_backend",
+    "columns_unfit",
+    "cpu_backend",
+    "cuda_backend",
+    "launch_grid",
+    "select",
     "compile_kernel",
     "ctype",
     "cupy_available",
@@ -34,6 +49,8 @@ __all__ = [
     "read_source",
 ]
 
+BACKENDS: tuple[str, ...] = ("auto", "cuda", "cpu", "torch")
+BLOCK = 128  # threads per block of the one-thread-per-column kernels
 _CTYPES = {torch.float32: "float", torch.float64: "double"}
 _INT32 = (-(2**31), 2**31 - 1)
 
@@ -177,6 +194,125 @@ def launch(
         stream = torch.cuda.current_stream(index)
     with cupy.cuda.Device(index), cupy.cuda.ExternalStream(stream.cuda_stream, index):
         kernel.function(tuple(grid), tuple(block), tuple(converted))
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a method's compiled kernels run: ``name`` is ``"cuda"`` or ``"cpu"``.
+
+    :meth:`kernel` compiles ``name + suffix`` from the kernel source plus ``extra()`` (a
+    CPU driver's source); ``groups`` > 0 tells kernels that reduce across the batch how
+    many partial sums the CPU driver keeps. Build one with :func:`cuda_backend` or
+    :func:`cpu_backend`.
+    """
+
+    name: str
+    compile: Callable[..., Kernel]
+    suffix: str = ""
+    extra: Callable[[], str] = str
+    groups: int = 0
+
+    def kernel(
+        self, source: str, name: str, dtype: torch.dtype, options: Sequence[str] = ()
+    ) -> Kernel:
+        return self.compile(source + self.extra(), name + self.suffix, dtype, tuple(options))
+
+
+def cuda_backend() -> Backend:
+    """Kernels compiled by CuPy (NVRTC) for CUDA tensors."""
+    # compile_kernel is looked up at call time, so a test can swap it for an emulation
+    return Backend("cuda", lambda *args: compile_kernel(*args))
+
+
+def cpu_backend(driver: Callable[[], str], groups: int = 0) -> Backend:
+    """The same kernels compiled with a CPU driver (``driver()`` returns its C++ source,
+    defining ``<kernel>_host`` entry points; see :mod:`snnkit.host`)."""
+
+    def build(*args):
+        from snnkit import host  # host imports this module
+
+        return host.compile_kernel(*args)
+
+    return Backend("cpu", build, "_host", driver, groups)
+
+
+def check_backend(choice: str, available: Sequence[str], owner: str) -> str:
+    """``choice`` if it names one of ``available`` (or ``"auto"``), else a one-line error."""
+    if choice == "auto" or choice in available:
+        return choice
+    kinds = ", ".join(("auto", *available))
+    raise SnnkitError(f"backend={choice!r}: {owner} runs on {kinds}; use one of those")
+
+
+def select(
+    x: torch.Tensor,
+    choice: str,
+    owner: str,
+    *,
+    cuda: Backend | None = None,
+    cpu: Backend | None = None,
+    cpu_works: Callable[[], bool] | None = None,
+    unfit: str | None = None,
+) -> Backend | None:
+    """The backend a call on ``x`` runs on, or None for the torch path.
+
+    ``"auto"`` takes the compiled kernels of ``x``'s device when the method has them, they
+    can run here (CuPy and a GPU; a C++ compiler, ``cpu_works()``) and the call fits them
+    (``unfit`` is None, else the reason it does not, e.g. "recurrent layers"); otherwise
+    torch. ``"cuda"`` and ``"cpu"`` insist: a one-line :class:`SnnkitError` says why they
+    cannot run this call. ``"torch"`` never compiles.
+    """
+    if choice == "torch":
+        return None
+    here = cuda if x.is_cuda else cpu if x.device.type == "cpu" else None
+    runs = here is not None and (
+        cupy_available() if here.name == "cuda" else cpu_works is None or cpu_works()
+    )
+    if choice == "auto":
+        return here if runs and unfit is None else None
+    wanted = {"cuda": cuda, "cpu": cpu}.get(choice)
+    if choice not in BACKENDS or wanted is None:
+        kinds = ", ".join(b for b, k in (("cuda", cuda), ("cpu", cpu)) if k) or "no compiled"
+        raise SnnkitError(f"backend={choice!r}: {owner} has {kinds} kernels; use auto or torch")
+    if here is not wanted:
+        raise SnnkitError(
+            f"backend={choice!r}: {owner}'s tensors are on {x.device}; move the model or use auto"
+        )
+    if not runs:
+        need = (
+            "CuPy and a CUDA device"
+            if choice == "cuda"
+            else "a C++ compiler (SNNKIT_HOST_KERNELS!=0)"
+        )
+        raise SnnkitError(f"backend={choice!r}: {owner}'s kernels need {need}; use auto or torch")
+    if unfit is not None:
+        raise SnnkitError(
+            f"backend={choice!r}: {owner}'s kernels do not run {unfit}; use auto or torch"
+        )
+    return wanted
+
+
+def columns_unfit(current: torch.Tensor, params: Sequence[Any], w_rec: Any = None) -> str | None:
+    """Why one-thread-per-column kernels cannot run a call (None: they can): they take a
+    feed-forward current ``[T, B, N]`` with at least one step and column, and parameters
+    (None or tensors) of at most one dimension. For :func:`select`'s ``unfit``."""
+    if w_rec is not None:
+        return "recurrent layers"
+    if current.dim() != 3 or current.numel() == 0:
+        return f"a current of shape {tuple(current.shape)}"
+    if any(p is not None and p.dim() > 1 for p in params):
+        return "parameters of more than one dimension"
+    return None
+
+
+def launch_grid(threads: int, block: int = BLOCK) -> tuple[int]:
+    """The 1-D grid that gives each of ``threads`` work items one thread."""
+    return (max(1, (threads + block - 1) // block),)
+
+
+def broadcast(x: torch.Tensor | None, *shape: int) -> torch.Tensor | None:
+    """``x`` expanded to ``shape`` and laid out contiguously for a kernel (None stays None)."""
+    return None if x is None else x.expand(*shape).contiguous()
 
 
 def instantiate(kernels: Sequence[str], types: Sequence[str] = ("float", "double")) -> str:

@@ -30,6 +30,7 @@ from torch import nn
 from snnkit import neurons
 from snnkit.errors import SnnkitError
 from snnkit.events import check_raster
+from snnkit.kernels import check_backend
 from snnkit.neurons import LI, LIFState, LIState, NeuronSpec
 from snnkit.surrogates import Exponential, Surrogate
 
@@ -252,11 +253,14 @@ class SpikingNeuron(nn.Module):
     call). Options: ``surrogate``, ``recurrent`` (a weight ``[N, N]`` feeding last step's
     spikes back into the current; needs ``shape``), ``train_tau``/``train_threshold`` (or
     ``train=("name", ...)`` for any trainable quantity of the neuron) and ``sharing`` of
-    trained quantities (``"neuron"``, ``"channel"``, ``"layer"``). Subclasses implement
-    :meth:`dynamics`.
+    trained quantities (``"neuron"``, ``"channel"``, ``"layer"``), and ``backend``
+    (``"auto"`` or one of :attr:`backends`, where the method's kernels run; see
+    :func:`snnkit.kernels.select`). Subclasses implement :meth:`dynamics`.
     """
 
     spiking: ClassVar[bool] = True
+    # where this module's dynamics can run: "cuda"/"cpu" compiled kernels, "torch" code
+    backends: ClassVar[tuple[str, ...]] = ("torch",)
 
     def __init__(
         self,
@@ -269,8 +273,10 @@ class SpikingNeuron(nn.Module):
         train_tau: bool = False,
         train_threshold: bool = False,
         sharing: str = "neuron",
+        backend: str = "auto",
     ) -> None:
         super().__init__()
+        self.backend = check_backend(backend, self.backends, type(self).__name__)
         if not neuron.spiking:
             raise SnnkitError(f"a spiking layer needs a spiking neuron, got '{neuron.kind}'")
         self.neuron = neuron

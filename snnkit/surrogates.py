@@ -181,3 +181,14 @@ BUILTIN_SURROGATES: tuple[type[Surrogate], ...] = (
     Triangle,
     Rectangle,
 )
+
+
+def kernel_source(source: str, surrogate: Surrogate | None = None) -> str:
+    """Kernel ``source`` that calls ``snnkit_surrogate(v, theta)``, preceded by
+    ``surrogate``'s device function, or only by its declaration when no surrogate is
+    given (kernels compiled for a pass that never calls it, e.g. a forward pass)."""
+    if surrogate is None:
+        head = f"template <typename T> __host__ __device__ T {CUDA_FUNCTION}(T v, T theta);\n"
+    else:
+        head = surrogate.cuda_source(CUDA_FUNCTION) + "\n"
+    return head + source

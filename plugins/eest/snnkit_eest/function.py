@@ -5,7 +5,7 @@ backward is :func:`snnkit_eest.backward.backward_layer` (or the same pass in the
 kernels), never autograd through the forward. Gradients reach the weights and the input
 spike times, so layers and losses chain through autograd. Backends: CuPy kernels on CUDA
 tensors when CuPy is present, the host C++ build on CPU tensors when a compiler is
-(``SNNKIT_HOST_KERNELS=0`` or ``backend="torch"`` opt out; a failed build falls back to
+(chosen by :func:`snnkit.kernels.select`; ``SNNKIT_HOST_KERNELS=0`` or ``backend="torch"`` opt out; a failed build falls back to
 torch with a warning); the test hook ``reset_coupling=False`` uses the torch path.
 """
 
@@ -13,41 +13,37 @@ from __future__ import annotations
 
 import torch
 
-from snnkit import host
-from snnkit.errors import SnnkitError
+from snnkit import host, kernels
+from snnkit_eest import cuda
 from snnkit_eest.backward import backward_layer
 from snnkit_eest.forward import LayerConfig, run_layer
 
 __all__ = ["spike_times"]
 
-BACKENDS = ("auto", "torch", "kernels")
+BACKENDS = ("cuda", "cpu", "torch")
 
 
 def _backend(pre: torch.Tensor, options: dict):
-    """The compiled kernels for this call (:class:`snnkit_eest.cuda.Kernels`) or None."""
-    choice = options.get("backend", "auto")
-    if choice == "torch" or options.get("reset_coupling") is False:
-        return None
-    from snnkit_eest import cuda
-
-    if pre.is_cuda and cuda.available():
-        return cuda.CUDA
-    if pre.device.type == "cpu" and _host_works():
-        return cuda.HOST
-    if choice == "kernels":
-        raise SnnkitError("eest backend='kernels': no kernels here (no CuPy/GPU, no C++ compiler)")
-    return None
+    """The compiled kernels for this call (a :class:`snnkit.kernels.Backend`), None for torch."""
+    unfit = "reset_coupling=False" if options.get("reset_coupling") is False else None
+    return kernels.select(
+        pre,
+        options.get("backend", "auto"),
+        "eest",
+        cuda=cuda.CUDA,
+        cpu=cuda.HOST,
+        cpu_works=_host_works,
+        unfit=unfit,
+    )
 
 
 @host.probed("EEST")
 def _host_works():
     """A one-neuron layer forward and backward through the CPU drivers."""
-    from snnkit_eest import cuda
-
     config = LayerConfig(10.0, 1.0, 1.0, 1)
     weight = torch.ones(1, 1)
-    record = cuda.HOST.run_layer(torch.zeros(1, 1, 1), weight, config)
-    cuda.HOST.backward_layer(record, torch.zeros_like(record.times), weight, config)
+    record = cuda.run_layer(cuda.HOST, torch.zeros(1, 1, 1), weight, config)
+    cuda.backward_layer(cuda.HOST, record, torch.zeros_like(record.times), weight, config)
 
 
 class _EESTLayer(torch.autograd.Function):
@@ -55,7 +51,7 @@ class _EESTLayer(torch.autograd.Function):
     def forward(ctx, pre, weight, config, options):
         backend = _backend(pre, options)
         if backend is not None:
-            record = backend.run_layer(pre, weight, config)
+            record = cuda.run_layer(backend, pre, weight, config)
         else:
             record = run_layer(pre, weight, config)
         ctx.record, ctx.config, ctx.options, ctx.backend = record, config, options, backend
@@ -68,7 +64,7 @@ class _EESTLayer(torch.autograd.Function):
         (weight,) = ctx.saved_tensors
         record = ctx.record
         if ctx.backend is not None:
-            d_arr, d_w = ctx.backend.backward_layer(record, grad, weight, ctx.config)
+            d_arr, d_w = cuda.backward_layer(ctx.backend, record, grad, weight, ctx.config)
         else:
             coupling = ctx.options.get("reset_coupling", True)
             d_arr, d_w = backward_layer(record, grad, weight, ctx.config, coupling)

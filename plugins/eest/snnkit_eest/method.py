@@ -96,8 +96,8 @@ class EEST(GradientMethod):
         output_weight_std: float | None = None,
         **options,
     ) -> EESTNetwork:
-        """Layers for ``shape`` ("5-200-3"); options: ``backend`` ("auto" | "torch" |
-        "kernels"), ``max_spikes`` (per neuron and sample), ``single_spike`` (each neuron
+        """Layers for ``shape`` ("5-200-3"); options: ``backend`` ("auto" | "cuda" |
+        "cpu" | "torch", see :func:`snnkit.kernels.select`), ``max_spikes`` (per neuron and sample), ``single_spike`` (each neuron
         fires at most once: later crossings are not spikes), weight init
         ``weight_mean``/``weight_std`` (the ``output_`` ones for the last layer)."""
         if options:

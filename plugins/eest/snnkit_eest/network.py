@@ -16,6 +16,7 @@ from torch import nn
 
 from snnkit.errors import SnnkitError
 from snnkit.events import Events
+from snnkit.kernels import check_backend
 from snnkit.reference.exact import Kernel, LIReadout
 from snnkit.reference.exact_autograd import EventOutput
 from snnkit_eest.forward import LayerConfig
@@ -58,8 +59,7 @@ class EESTNetwork(nn.Module):
         backend: str = "auto",
     ) -> None:
         super().__init__()
-        if backend not in BACKENDS:
-            raise SnnkitError(f"eest backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        check_backend(backend, BACKENDS, "eest")
         self.layers = nn.ModuleList(layers)
         self.output = output
         self.configs = configs  # one per spiking layer (the output too when it spikes)

@@ -1,7 +1,7 @@
 """The EXODUS scans as compiled kernels for feed-forward layers: CUDA (CuPy) and CPU.
 
-Same signatures and results as :mod:`snnkit_exodus.scan`, of which each
-:class:`KernelScan` is a drop-in. On CUDA, ``kernels/exodus.cu`` runs one thread per
+Same results as :mod:`snnkit_exodus.scan` for feed-forward layers, given a
+:class:`snnkit.kernels.Backend`. On CUDA, ``kernels/exodus.cu`` runs one thread per
 neuron-column of the time-major ``[T, B*N]`` layout, sequentially over time (:data:`CUDA`;
 CuPy is imported only when a kernel is compiled or launched, through :mod:`snnkit.kernels`).
 On the CPU, ``kernels/exodus_host.cpp`` drives the same per-column step functions over
@@ -13,26 +13,18 @@ per dtype.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from snnkit import host, kernels
-from snnkit.surrogates import CUDA_FUNCTION, Surrogate
-from snnkit_exodus import scan
+from snnkit import kernels
+from snnkit.kernels import Backend, broadcast, launch_grid
+from snnkit.neurons import LIFCoefficients, LIFState
+from snnkit.surrogates import Surrogate, kernel_source
+from snnkit_exodus.scan import OutputGrads, ScanConfig
 
-_BLOCK = 128
 # no FMA contraction: the kernels round like the torch scan, step for step
-_OPTIONS = ("--fmad=false",)
-# the forward never calls the surrogate: a declaration lets the source compile without one
-_DECLARE_SURROGATE = f"template <typename T> __host__ __device__ T {CUDA_FUNCTION}(T v, T theta);\n"
-
-
-def available() -> bool:
-    """True when CuPy is importable and a CUDA device is present."""
-    return kernels.cupy_available()
+OPTIONS = ("--fmad=false",)
 
 
 @functools.cache
@@ -41,79 +33,33 @@ def _source() -> str:
 
 
 @functools.cache
-def _host_source() -> str:
+def host_source() -> str:
+    """The CPU driver's source (``*_host`` entry points over chunks of columns)."""
     return kernels.read_source("snnkit_exodus", "kernels/exodus_host.cpp")
+
+
+CUDA = kernels.cuda_backend()
+HOST = kernels.cpu_backend(host_source)
 
 
 def forward_source() -> str:
     """The kernel source the forward pass compiles (surrogate declared, not defined)."""
-    return _DECLARE_SURROGATE + _source()
+    return kernel_source(_source())
 
 
 def backward_source(surrogate: Surrogate) -> str:
     """The kernel source the reverse scan compiles: the surrogate's device function first."""
-    return surrogate.cuda_source(CUDA_FUNCTION) + "\n" + _source()
+    return kernel_source(_source(), surrogate)
 
 
-@dataclass(frozen=True)
-class KernelScan:
-    """The scans run by compiled kernels: ``compile(source, name, dtype, options)`` builds
-    ``name + suffix`` from the CUDA source plus ``extra`` (a CPU driver's source)."""
-
-    compile: Callable[..., Any]
-    suffix: str = ""
-    extra: Callable[[], str] = str
-
-    def _kernel(self, source: str, name: str, dtype: torch.dtype):
-        return self.compile(source + self.extra(), name + self.suffix, dtype, _OPTIONS)
-
-    def forward_scan(self, current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi):
-        return _forward_scan(
-            self, current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi
-        )
-
-    def reverse_scan(self, *args, **kwargs) -> dict[str, Any]:
-        return _reverse_scan(self, *args, **kwargs)
-
-
-# looked up at call time, so a test can swap kernels.compile_kernel for an emulation
-CUDA = KernelScan(lambda *args: kernels.compile_kernel(*args))
-HOST = KernelScan(lambda *args: host.compile_kernel(*args), "_host", _host_source)
-
-
-def _fits(current: torch.Tensor, params: tuple[torch.Tensor | None, ...], w_rec) -> bool:
-    """The kernels' case: feed-forward, at least one step and column, ``[N]``-shaped parameters."""
-    if w_rec is not None or current.dim() != 3 or current.numel() == 0:
-        return False
-    return all(p is None or p.dim() <= 1 for p in params)
-
-
-def _grid(columns: int) -> tuple[int]:
-    return ((columns + _BLOCK - 1) // _BLOCK,)
-
-
-def _flat(x: torch.Tensor | None, *shape: int) -> torch.Tensor | None:
-    """``x`` broadcast to ``shape`` and laid out contiguously (None stays None)."""
-    return None if x is None else x.expand(*shape).contiguous()
-
-
-def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi):
-    """Membrane ``v[T, B, N]``, spikes ``a[T, B, N]`` and the final (vpost, i, a), on CUDA."""
-    return CUDA.forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi)
-
-
-def reverse_scan(*args, **kwargs) -> dict[str, Any]:
-    """Gradients of the CUDA scan (see :func:`_reverse_scan`)."""
-    return CUDA.reverse_scan(*args, **kwargs)
-
-
-def _forward_scan(backend, current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi):
-    if not _fits(current, (alpha, beta, theta, m), w_rec):
-        return scan.forward_scan(
-            current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi
-        )
+def forward_scan(
+    backend: Backend, current, state: LIFState, c: LIFCoefficients, config: ScanConfig
+):
+    """Membrane ``v[T, B, N]``, spikes ``a[T, B, N]`` and the final state (vpost, i, a), as
+    :func:`snnkit_exodus.scan.forward_scan` for a feed-forward layer."""
     steps, batch, neurons = current.shape
     columns = batch * neurons
+    alpha, beta, theta, m = c
     synaptic = beta is not None
     current = current.contiguous()
     v_all = torch.empty_like(current)
@@ -121,21 +67,26 @@ def _forward_scan(backend, current, v0, i0, a0, alpha, beta, theta, m, w_rec, ma
     vpost = current.new_empty(batch, neurons)
     a = current.new_empty(batch, neurons)
     i = current.new_empty(batch, neurons) if synaptic else None
+    i0 = None
     if synaptic:
-        i0 = current.new_zeros(batch, neurons) if i0 is None else _flat(i0, batch, neurons)
-    kernel = backend._kernel(forward_source(), "exodus_forward", current.dtype)
+        i0 = (
+            current.new_zeros(batch, neurons)
+            if state.i is None
+            else broadcast(state.i, batch, neurons)
+        )
+    kernel = backend.kernel(forward_source(), "exodus_forward", current.dtype, OPTIONS)
     kernel(
-        _grid(columns),
-        (_BLOCK,),
+        launch_grid(columns),
+        (kernels.BLOCK,),
         (
             current,
-            _flat(v0, batch, neurons),
-            i0 if synaptic else None,
-            _flat(a0, batch, neurons),
-            _flat(alpha, neurons),
-            _flat(beta, neurons),
-            _flat(theta, neurons),
-            _flat(m, neurons),
+            broadcast(state.v, batch, neurons),
+            i0,
+            broadcast(state.a, batch, neurons),
+            broadcast(alpha, neurons),
+            broadcast(beta, neurons),
+            broadcast(theta, neurons),
+            broadcast(m, neurons),
             v_all,
             a_all,
             vpost,
@@ -145,98 +96,73 @@ def _forward_scan(backend, current, v0, i0, a0, alpha, beta, theta, m, w_rec, ma
             columns,
             neurons,
             int(synaptic),
-            int(multi),
-            -1 if max_spikes is None else int(max_spikes),
+            int(config.multi),
+            -1 if config.max_spikes is None else int(config.max_spikes),
         ),
     )
     if not synaptic:
         i = current[-1]  # as the torch scan: without a synaptic stage i_t is the input x_t
-    return v_all, a_all, (vpost, i, a)
+    return v_all, a_all, LIFState(vpost, i, a)
 
 
-def _reverse_scan(
-    backend,
+def reverse_scan(
+    backend: Backend,
     v_all,
-    grad_spikes,
-    g_vpost,
-    g_i,
-    g_a,
-    v0,
-    i0,
-    a0,
-    alpha,
-    beta,
-    theta,
-    m,
-    w_rec,
-    surrogate,
-    max_spikes,
-    multi,
+    grads: OutputGrads,
+    state: LIFState,
+    c: LIFCoefficients,
+    config: ScanConfig,
     need,
-    m_is_theta,
 ) -> dict[str, Any]:
-    """Gradients w.r.t. current, v0, i0, a0, alpha, beta, theta, w_rec (None where not needed).
+    """Gradients as :func:`snnkit_exodus.scan.reverse_scan` for a feed-forward layer.
 
     Per-neuron parameter gradients come back per sample (``[B, N]``); the caller reduces.
     """
-    if not _fits(v_all, (alpha, beta, theta, m), w_rec):
-        return scan.reverse_scan(
-            v_all,
-            grad_spikes,
-            g_vpost,
-            g_i,
-            g_a,
-            v0,
-            i0,
-            a0,
-            alpha,
-            beta,
-            theta,
-            m,
-            w_rec,
-            surrogate,
-            max_spikes,
-            multi,
-            need,
-            m_is_theta,
-        )
     steps, batch, neurons = v_all.shape
     columns = batch * neurons
+    alpha, beta, theta, m = c
     synaptic = beta is not None
     need_alpha = bool(need.get("alpha"))
     need_beta = bool(need.get("beta")) and synaptic
     need_theta = bool(need.get("theta"))
     v_all = v_all.contiguous()
-    grad_spikes = torch.zeros_like(v_all) if grad_spikes is None else grad_spikes.contiguous()
+    g_spikes = torch.zeros_like(v_all) if grads.spikes is None else grads.spikes.contiguous()
+    g_i = grads.i if synaptic else None
 
-    def state() -> torch.Tensor:
+    def per_column() -> torch.Tensor:
         return v_all.new_empty(batch, neurons)
 
     g_current = torch.empty_like(v_all)
-    g_v0 = state()
-    g_i0 = state() if synaptic else None
-    g_alpha = state() if need_alpha else None
-    g_beta = state() if need_beta else None
-    g_theta = state() if need_theta else None
-    g_i = g_i if synaptic else None
+    g_v0 = per_column()
+    g_i0 = per_column() if synaptic else None
+    g_alpha = per_column() if need_alpha else None
+    g_beta = per_column() if need_beta else None
+    g_theta = per_column() if need_theta else None
+    i0 = None
     if need_beta:
-        i0 = v_all.new_zeros(batch, neurons) if i0 is None else _flat(i0, batch, neurons)
-    kernel = backend._kernel(backward_source(surrogate), "exodus_backward", v_all.dtype)
+        i0 = (
+            v_all.new_zeros(batch, neurons)
+            if state.i is None
+            else broadcast(state.i, batch, neurons)
+        )
+    kernel = backend.kernel(
+        backward_source(config.surrogate), "exodus_backward", v_all.dtype, OPTIONS
+    )
     kernel(
-        _grid(columns),
-        (_BLOCK,),
+        launch_grid(columns),
+        (kernels.BLOCK,),
         (
             v_all,
-            grad_spikes,
-            _flat(g_vpost, batch, neurons),
-            _flat(g_i, batch, neurons),
-            _flat(g_a, batch, neurons),
-            _flat(v0, batch, neurons),
-            i0 if need_beta else None,
-            _flat(alpha, neurons),
-            _flat(beta, neurons),
-            _flat(theta, neurons),
-            _flat(m, neurons),
+            g_spikes,
+            broadcast(grads.vpost, batch, neurons),
+            broadcast(g_i, batch, neurons),
+            broadcast(grads.a, batch, neurons),
+            broadcast(state.v, batch, neurons),
+            i0,
+            broadcast(alpha, neurons),
+            broadcast(beta, neurons),
+            broadcast(theta, neurons),
+            broadcast(m, neurons),
             g_current,
             g_v0,
             g_i0,
@@ -247,15 +173,15 @@ def _reverse_scan(
             columns,
             neurons,
             int(synaptic),
-            int(multi),
-            -1 if max_spikes is None else int(max_spikes),
-            int(g_vpost is not None),
+            int(config.multi),
+            -1 if config.max_spikes is None else int(config.max_spikes),
+            int(grads.vpost is not None),
             int(g_i is not None),
-            int(g_a is not None),
+            int(grads.a is not None),
             int(need_alpha),
             int(need_beta),
             int(need_theta),
-            int(bool(m_is_theta)),
+            int(bool(config.m_is_theta)),
         ),
     )
     return {

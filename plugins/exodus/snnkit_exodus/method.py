@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from snnkit import GradientMethod, host
+from snnkit import GradientMethod, host, kernels
 from snnkit.errors import SnnkitError
 from snnkit.events import check_raster
-from snnkit.neurons import LIFState
+from snnkit.neurons import LIFCoefficients, LIFState
 from snnkit.nn import SpikingLayer, SpikingNeuron
 from snnkit_exodus import cuda, scan
+from snnkit_exodus.scan import OutputGrads, ScanConfig
 
-
-def _backend(current: torch.Tensor, w_rec):
-    """Compiled kernels for feed-forward layers (CuPy on CUDA, C++ on the CPU) when they can
-    run here, else the torch scan (recurrent layers: always the torch scan)."""
-    if w_rec is None:
-        if current.is_cuda and cuda.available():
-            return cuda.CUDA
-        if current.device.type == "cpu" and _host_works():
-            return cuda.HOST
-    return scan
+BACKENDS = ("cuda", "cpu", "torch")
 
 
 @host.probed("EXODUS")
@@ -28,36 +20,43 @@ def _host_works():
     """One step of one neuron through the CPU drivers."""
     x = torch.zeros(1, 1, 1)
     one = torch.ones(1)
-    cuda.HOST.forward_scan(x, x[0], None, x[0], one, None, one, one, None, None, False)
+    config = ScanConfig(None, None, False, False)
+    cuda.forward_scan(
+        cuda.HOST, x, LIFState(x[0], None, x[0]), LIFCoefficients(one, None, one, one), config
+    )
 
 
-def _gradients(v_all, state, config, needs, g_spikes, g_vpost, g_i, g_a):
-    """The reverse scan's gradients for (current, v0, i0, a0, alpha, beta, theta, m, w_rec),
-    given the saved membrane, ``state`` = (v0, i0, a0, alpha, beta, theta, m, w_rec) and
-    which of those need a gradient."""
-    v0, i0, a0, alpha, beta, theta, m, w_rec = state
-    surrogate, max_spikes, multi, m_is_theta = config
+def _kernels(x: torch.Tensor, c: LIFCoefficients, w_rec, config: ScanConfig):
+    """The compiled kernels for this call (:func:`snnkit.kernels.select`), None for torch."""
+    return kernels.select(
+        x,
+        config.backend,
+        "exodus",
+        cuda=cuda.CUDA,
+        cpu=cuda.HOST,
+        cpu_works=_host_works,
+        unfit=kernels.columns_unfit(x, c, w_rec),
+    )
+
+
+def _gradients(v_all, state: LIFState, c: LIFCoefficients, w_rec, config: ScanConfig, needs, grads):
+    """The reverse scan's gradients for (current, v0, i0, a0, alpha, beta, theta, m, w_rec)
+    given the saved membrane and which of (v0, i0, a0, alpha, beta, theta, m, w_rec) need one."""
     need = {
         "alpha": needs[3],
         "beta": needs[4],
-        "theta": needs[5] or (m_is_theta and needs[6]),
+        "theta": needs[5] or (config.m_is_theta and needs[6]),
         "w_rec": needs[7],
     }
-    synaptic = beta is not None
+    synaptic = c.beta is not None
+    if not synaptic:
+        grads = grads._replace(i=None)
     with torch.no_grad():
-        g = _backend(v_all, w_rec).reverse_scan(
-            v_all,
-            g_spikes,
-            g_vpost,
-            g_i if synaptic else None,
-            g_a,
-            *state,
-            surrogate,
-            max_spikes,
-            multi,
-            need,
-            m_is_theta,
-        )
+        backend = _kernels(v_all, c, w_rec, config)
+        if backend is None:
+            g = scan.reverse_scan(v_all, grads, state, c, w_rec, config, need)
+        else:
+            g = cuda.reverse_scan(backend, v_all, grads, state, c, config, need)
 
     def per_neuron(x):
         return None if x is None else x.sum(0)
@@ -75,32 +74,46 @@ def _gradients(v_all, state, config, needs, g_spikes, g_vpost, g_i, g_a):
     )
 
 
-def _forward(current, state, config):
-    """(v_all, spikes, (vpost, i, a)) of the layer on ``current`` from ``state``."""
-    v0, i0, a0, alpha, beta, theta, m, w_rec = state
-    _, max_spikes, multi, _ = config
+def _forward(current, state: LIFState, c: LIFCoefficients, w_rec, config: ScanConfig):
+    """(v_all, spikes, final state) of the layer on ``current`` from ``state``."""
     with torch.no_grad():
-        return _backend(current, w_rec).forward_scan(
-            current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi
-        )
+        backend = _kernels(current, c, w_rec, config)
+        if backend is None:
+            return scan.forward_scan(current, state, c, w_rec, config)
+        return cuda.forward_scan(backend, current, state, c, config)
+
+
+def _named(v0, i0, a0, alpha, beta, theta, m):
+    return LIFState(v0, i0, a0), LIFCoefficients(alpha, beta, theta, m)
 
 
 class ExodusFunction(torch.autograd.Function):
-    """Whole-sequence LIF layer: saves the pre-reset membrane, runs the reverse scan."""
+    """Whole-sequence LIF layer: saves the pre-reset membrane, runs the reverse scan.
+
+    Inputs are flat (autograd tracks tensors, not tuples): current, the carried state
+    (v0, i0, a0), the coefficients (alpha, beta, theta, m), w_rec and the :class:`ScanConfig`.
+    """
 
     @staticmethod
     def forward(ctx, current, v0, i0, a0, alpha, beta, theta, m, w_rec, config):
-        state = (v0, i0, a0, alpha, beta, theta, m, w_rec)
-        v_all, a_all, (vpost, i, a) = _forward(current, state, config)
+        state, c = _named(v0, i0, a0, alpha, beta, theta, m)
+        v_all, a_all, (vpost, i, a) = _forward(current, state, c, w_rec, config)
         ctx.config = config
-        ctx.save_for_backward(v_all, *state)
+        ctx.save_for_backward(v_all, v0, i0, a0, alpha, beta, theta, m, w_rec)
         return a_all, vpost, i if i is not None else current.new_zeros(0), a
 
     @staticmethod
     def backward(ctx, g_spikes, g_vpost, g_i, g_a):
-        v_all, *state = ctx.saved_tensors
+        v_all, *tensors, w_rec = ctx.saved_tensors
+        state, c = _named(*tensors)
         grads = _gradients(
-            v_all, state, ctx.config, ctx.needs_input_grad[1:9], g_spikes, g_vpost, g_i, g_a
+            v_all,
+            state,
+            c,
+            w_rec,
+            ctx.config,
+            ctx.needs_input_grad[1:9],
+            OutputGrads(g_spikes, g_vpost, g_i, g_a),
         )
         return (*grads, None)
 
@@ -125,24 +138,31 @@ class ExodusInputFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, v0, i0, a0, alpha, beta, theta, m, w_rec, config):
-        state = (v0, i0, a0, alpha, beta, theta, m, w_rec)
+        state, c = _named(v0, i0, a0, alpha, beta, theta, m)
         with torch.no_grad():
             current = _input_current(x, weight, bias)
-        _, a_all, (vpost, i, a) = _forward(current, state, config)
+        _, a_all, (vpost, i, a) = _forward(current, state, c, w_rec, config)
         ctx.config, ctx.x_dtype = config, x.dtype
-        ctx.save_for_backward(_compact(x), weight, bias, *state)
+        ctx.save_for_backward(_compact(x), weight, bias, v0, i0, a0, alpha, beta, theta, m, w_rec)
         return a_all, vpost, i if i is not None else current.new_zeros(0), a
 
     @staticmethod
     def backward(ctx, g_spikes, g_vpost, g_i, g_a):
-        x, weight, bias, *state = ctx.saved_tensors
+        x, weight, bias, *tensors, w_rec = ctx.saved_tensors
+        state, c = _named(*tensors)
         x = x.to(ctx.x_dtype)
         with torch.no_grad():
             current = _input_current(x, weight, bias)
-        v_all = _forward(current, state, ctx.config)[0]
+        v_all = _forward(current, state, c, w_rec, ctx.config)[0]
         del current
         g_current, *grads = _gradients(
-            v_all, state, ctx.config, ctx.needs_input_grad[3:11], g_spikes, g_vpost, g_i, g_a
+            v_all,
+            state,
+            c,
+            w_rec,
+            ctx.config,
+            ctx.needs_input_grad[3:11],
+            OutputGrads(g_spikes, g_vpost, g_i, g_a),
         )
         needs = ctx.needs_input_grad
         with torch.no_grad():
@@ -160,12 +180,19 @@ class ExodusNeuron(SpikingNeuron):
     """LIF/IF neurons of any shape whose gradient is computed by EXODUS's reverse scan;
     the forward keeps the pre-reset membrane for the backward."""
 
+    backends = BACKENDS
+
     def _state(self, like: torch.Tensor, state: LIFState):
+        """The autograd Function's inputs after the current: state, coefficients, w_rec, config."""
         c = self.params.coefficients(like)
-        m_is_theta = self.neuron.subtract is None
-        config = (self.surrogate, self.neuron.max_spikes, self.neuron.multi_spike, m_is_theta)
-        inputs = (state.v, state.i, state.a, c.alpha, c.beta, c.theta, c.m)
-        return (*inputs, self.recurrent_weight, config)
+        config = ScanConfig(
+            self.surrogate,
+            self.neuron.max_spikes,
+            self.neuron.multi_spike,
+            self.neuron.subtract is None,
+            self.backend,
+        )
+        return (*state, *c, self.recurrent_weight, config)
 
     def dynamics(self, current: torch.Tensor, state: LIFState):
         spikes, vpost, i, a = ExodusFunction.apply(current, *self._state(current, state))

@@ -22,20 +22,46 @@ theta, W_rec, initial state).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
-from snnkit.neurons import fire
+from snnkit.neurons import LIFCoefficients, LIFState, fire
+from snnkit.surrogates import Surrogate
 
 
-def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, multi):
-    """Membrane ``v[T, B, N]``, spikes ``a[T, B, N]`` and the final (vpost, i, a).
+class ScanConfig(NamedTuple):
+    """The static choices of an EXODUS layer."""
+
+    surrogate: Surrogate
+    max_spikes: int | None
+    multi: bool
+    m_is_theta: bool  # the reset subtracts the (trainable) threshold, so theta enters there too
+    backend: str = "auto"  # see snnkit.kernels.select
+
+
+class OutputGrads(NamedTuple):
+    """Gradients arriving at a layer's outputs: the spikes ``[T, B, N]`` and the final state
+    ``[B, N]`` (post-reset membrane, synaptic current, last spikes); None where none arrives."""
+
+    spikes: torch.Tensor | None
+    vpost: torch.Tensor | None
+    i: torch.Tensor | None
+    a: torch.Tensor | None
+
+
+def forward_scan(current, state: LIFState, c: LIFCoefficients, w_rec, config: ScanConfig):
+    """Membrane ``v[T, B, N]``, spikes ``a[T, B, N]`` and the final state (vpost, i, a)
+    from the carried ``state`` (``state.v`` is the post-reset membrane).
 
     Spikes are only needed inside the loop for a recurrence or multi-spike resets; otherwise
     the reset is a ``where`` and all spikes are computed at once afterwards.
     """
+    alpha, beta, theta, m = c
+    max_spikes, multi = config.max_spikes, config.multi
     steps = current.shape[0]
     v_all = torch.empty_like(current)
-    vpost, i, a = v0, i0, a0
+    vpost, i, a = state
     per_step_spikes = w_rec is not None or multi
     for t in range(steps):
         x = current[t] if w_rec is None else torch.addmm(current[t], a, w_rec.t())
@@ -47,34 +73,20 @@ def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, max_spikes, 
         else:
             vpost = torch.where(v >= theta, v - m, v)
     a_all = fire(v_all, theta, max_spikes, multi)
-    return v_all, a_all, (vpost, i, a_all[-1])
+    return v_all, a_all, LIFState(vpost, i, a_all[-1])
 
 
 def reverse_scan(
-    v_all,
-    grad_spikes,
-    g_vpost,
-    g_i,
-    g_a,
-    v0,
-    i0,
-    a0,
-    alpha,
-    beta,
-    theta,
-    m,
-    w_rec,
-    surrogate,
-    max_spikes,
-    multi,
-    need,
-    m_is_theta,
+    v_all, grads: OutputGrads, state: LIFState, c: LIFCoefficients, w_rec, config: ScanConfig, need
 ):
     """Gradients w.r.t. current, v0, i0, a0, alpha, beta, theta, w_rec (None where not needed).
 
     Per-neuron parameter gradients come back per sample (``[B, N]``); the caller reduces.
-    ``m_is_theta``: the reset subtracts the (trainable) threshold, so theta also enters there.
     """
+    grad_spikes, g_vpost, g_i, g_a = grads
+    v0, i0, a0 = state
+    alpha, beta, theta, m = c
+    surrogate, max_spikes, multi, m_is_theta, _ = config
     if w_rec is None:
         if g_a is not None:  # the carried last spikes are the last output spikes
             grad_spikes = grad_spikes.clone()

@@ -15,19 +15,13 @@ from typing import Any
 import torch
 
 from snnkit import kernels
-from snnkit.surrogates import CUDA_FUNCTION, Surrogate
+from snnkit.kernels import broadcast, launch_grid
+from snnkit.surrogates import Surrogate, kernel_source
 from snnkit_rouser import scan
 
-_BLOCK = 128
 # no FMA contraction: the kernels round like the torch scan, step for step
 OPTIONS = ("--fmad=false",)
-# the forward never calls the surrogate: a declaration lets the source compile without one
-_DECLARE_SURROGATE = f"template <typename T> __host__ __device__ T {CUDA_FUNCTION}(T v, T theta);\n"
-
-
-def available() -> bool:
-    """True when CuPy is importable and a CUDA device is present."""
-    return kernels.cupy_available()
+CUDA = kernels.cuda_backend()
 
 
 @functools.cache
@@ -37,34 +31,17 @@ def _source() -> str:
 
 def forward_source() -> str:
     """The kernel source the forward pass compiles (surrogate declared, not defined)."""
-    return _DECLARE_SURROGATE + _source()
+    return kernel_source(_source())
 
 
 def backward_source(surrogate: Surrogate) -> str:
     """The kernel source the reverse scan compiles: the surrogate's device function first."""
-    return surrogate.cuda_source(CUDA_FUNCTION) + "\n" + _source()
-
-
-def _fits(current: torch.Tensor, params, w_rec) -> bool:
-    """The kernels' case: feed-forward, at least one step and column, ``[N]`` or ``[1]`` params."""
-    if w_rec is not None or current.dim() != 3 or current.numel() == 0:
-        return False
-    return all(p is None or p.dim() <= 1 for p in params)
-
-
-def _grid(columns: int) -> tuple[int]:
-    return ((columns + _BLOCK - 1) // _BLOCK,)
-
-
-def _flat(x: torch.Tensor | None, *shape: int) -> torch.Tensor | None:
-    """``x`` broadcast to ``shape`` and laid out contiguously (None stays None)."""
-    return None if x is None else x.expand(*shape).contiguous()
+    return kernel_source(_source(), surrogate)
 
 
 def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, dyn: scan.Dynamics):
-    """Membrane ``v[T, B, N]``, spikes ``a[T, B, N]`` and the final state (u, i, a)."""
-    if not _fits(current, (alpha, beta, theta, m), w_rec):
-        return scan.forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, dyn)
+    """Membrane ``v[T, B, N]``, spikes ``a[T, B, N]`` and the final state (u, i, a), as
+    :func:`snnkit_rouser.scan.forward_scan` for a feed-forward layer (see :func:`snnkit.kernels.columns_unfit`)."""
     steps, batch, neurons = current.shape
     columns = batch * neurons
     synaptic = beta is not None
@@ -75,20 +52,20 @@ def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, dyn: scan.Dy
     a = current.new_empty(batch, neurons)
     i = current.new_empty(batch, neurons) if synaptic else None
     if synaptic:
-        i0 = current.new_zeros(batch, neurons) if i0 is None else _flat(i0, batch, neurons)
-    kernel = kernels.compile_kernel(forward_source(), "rouser_forward", current.dtype, OPTIONS)
+        i0 = current.new_zeros(batch, neurons) if i0 is None else broadcast(i0, batch, neurons)
+    kernel = CUDA.kernel(forward_source(), "rouser_forward", current.dtype, OPTIONS)
     kernel(
-        _grid(columns),
-        (_BLOCK,),
+        launch_grid(columns),
+        (kernels.BLOCK,),
         (
             current,
-            _flat(v0, batch, neurons),
+            broadcast(v0, batch, neurons),
             i0 if synaptic else None,
-            _flat(a0, batch, neurons),
-            _flat(alpha, neurons),
-            _flat(beta, neurons),
-            _flat(theta, neurons),
-            _flat(m, neurons),
+            broadcast(a0, batch, neurons),
+            broadcast(alpha, neurons),
+            broadcast(beta, neurons),
+            broadcast(theta, neurons),
+            broadcast(m, neurons),
             v_all,
             a_all,
             u,
@@ -111,26 +88,8 @@ def forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, dyn: scan.Dy
 def reverse_scan(
     v_all, g_spikes, g_u, g_i, g_a, v0, i0, a0, alpha, beta, theta, m, w_rec, surrogate, dyn, need
 ) -> dict[str, Any]:
-    """Gradients as :func:`snnkit_rouser.scan.reverse_scan` (parameters reduced to ``[N]``)."""
-    if not _fits(v_all, (alpha, beta, theta, m), w_rec):
-        return scan.reverse_scan(
-            v_all,
-            g_spikes,
-            g_u,
-            g_i,
-            g_a,
-            v0,
-            i0,
-            a0,
-            alpha,
-            beta,
-            theta,
-            m,
-            w_rec,
-            surrogate,
-            dyn,
-            need,
-        )
+    """Gradients as :func:`snnkit_rouser.scan.reverse_scan` (parameters reduced to ``[N]``),
+    for a feed-forward layer."""
     steps, batch, neurons = v_all.shape
     columns = batch * neurons
     synaptic = beta is not None
@@ -151,25 +110,23 @@ def reverse_scan(
     g_theta = state() if need_theta else None
     g_i = g_i if synaptic else None
     if need_beta:
-        i0 = v_all.new_zeros(batch, neurons) if i0 is None else _flat(i0, batch, neurons)
-    kernel = kernels.compile_kernel(
-        backward_source(surrogate), "rouser_backward", v_all.dtype, OPTIONS
-    )
+        i0 = v_all.new_zeros(batch, neurons) if i0 is None else broadcast(i0, batch, neurons)
+    kernel = CUDA.kernel(backward_source(surrogate), "rouser_backward", v_all.dtype, OPTIONS)
     kernel(
-        _grid(columns),
-        (_BLOCK,),
+        launch_grid(columns),
+        (kernels.BLOCK,),
         (
             v_all,
             g_spikes,
-            _flat(g_u, batch, neurons),
-            _flat(g_i, batch, neurons),
-            _flat(g_a, batch, neurons),
-            _flat(v0, batch, neurons),
+            broadcast(g_u, batch, neurons),
+            broadcast(g_i, batch, neurons),
+            broadcast(g_a, batch, neurons),
+            broadcast(v0, batch, neurons),
             i0 if need_beta else None,
-            _flat(alpha, neurons),
-            _flat(beta, neurons),
-            _flat(theta, neurons),
-            _flat(m, neurons),
+            broadcast(alpha, neurons),
+            broadcast(beta, neurons),
+            broadcast(theta, neurons),
+            broadcast(m, neurons),
             g_current,
             g_v0,
             g_i0,

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import torch
 
-from snnkit import GradientMethod
+from snnkit import GradientMethod, kernels
 from snnkit.errors import SnnkitError
 from snnkit.neurons import LIFState
 from snnkit.nn import SpikingNeuron
-from snnkit_rouser import scan
+from snnkit_rouser import cuda, scan
 from snnkit_rouser.surrogate import RouserExponential
 
 SHARING = ("neuron", "channel", "layer")
 RESET_GRADS = ("detached", "through")
 
 
-def _backend(current: torch.Tensor, w_rec):
-    """The CuPy kernels for CUDA tensors of feed-forward layers when CuPy is present, else torch."""
-    if current.is_cuda and w_rec is None:
-        from snnkit_rouser import cuda
-
-        if cuda.available():
-            return cuda
-    return scan
+def _backend(current: torch.Tensor, params, w_rec, dyn: scan.Dynamics):
+    """The scans for this call: the CUDA kernels' (module :mod:`snnkit_rouser.cuda`) or the
+    torch ones (:mod:`snnkit_rouser.scan`), as :func:`snnkit.kernels.select` chooses."""
+    unfit = kernels.columns_unfit(current, params, w_rec)
+    return (
+        cuda
+        if kernels.select(current, dyn.backend, "rouser", cuda=cuda.CUDA, unfit=unfit)
+        else scan
+    )
 
 
 class RouserFunction(torch.autograd.Function):
@@ -33,9 +34,9 @@ class RouserFunction(torch.autograd.Function):
     def forward(ctx, current, v0, i0, a0, alpha, beta, theta, m, w_rec, config):
         surrogate, dyn = config
         with torch.no_grad():
-            v_all, a_all, (u, i, a) = _backend(current, w_rec).forward_scan(
-                current, v0, i0, a0, alpha, beta, theta, m, w_rec, dyn
-            )
+            v_all, a_all, (u, i, a) = _backend(
+                current, (alpha, beta, theta, m), w_rec, dyn
+            ).forward_scan(current, v0, i0, a0, alpha, beta, theta, m, w_rec, dyn)
         ctx.config = config
         ctx.save_for_backward(v_all, v0, i0, a0, alpha, beta, theta, m, w_rec)
         return a_all, u, i if i is not None else current.new_zeros(0), a
@@ -51,7 +52,7 @@ class RouserFunction(torch.autograd.Function):
             "w_rec": ctx.needs_input_grad[8],
         }
         with torch.no_grad():
-            g = _backend(v_all, w_rec).reverse_scan(
+            g = _backend(v_all, (alpha, beta, theta, m), w_rec, dyn).reverse_scan(
                 v_all,
                 g_spikes,
                 g_u,
@@ -95,6 +96,8 @@ class RouserNeuron(SpikingNeuron):
     and ``th_min`` (the threshold is projected onto ``[th_min, inf)`` before every forward
     pass).
     """
+
+    backends = ("cuda", "torch")
 
     def __init__(
         self,
@@ -151,6 +154,7 @@ class RouserNeuron(SpikingNeuron):
             multi=neuron.multi_spike,
             max_spikes=neuron.max_spikes,
             m_is_theta=m_is_theta,
+            backend=self.backend,
         )
         spikes, u, i, a = RouserFunction.apply(
             current,

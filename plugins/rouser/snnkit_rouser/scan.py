@@ -40,6 +40,7 @@ class Dynamics:
     multi: bool = False
     max_spikes: int | None = None
     m_is_theta: bool = True
+    backend: str = "auto"  # where the scans run (see snnkit.kernels.select)
 
 
 def _post_reset(v, a, m, dyn: Dynamics):

@@ -1,48 +1,43 @@
-"""Where SLAYER's primitives run: CuPy kernels for CUDA tensors when CuPy is present, else torch.
-
-Every function here has the signature of its torch implementation (:mod:`.filters`,
-:mod:`.scan`); :mod:`.cuda` provides drop-ins. CuPy is never imported from here.
+"""Where SLAYER's primitives run: the CUDA kernels (:mod:`.cuda`) or torch (:mod:`.filters`,
+:mod:`.scan`), as :func:`snnkit.kernels.select` decides for ``choice`` (the layer option
+``backend``: "auto", "cuda" or "torch"). Each function takes its torch implementation's
+arguments plus ``choice``. CuPy is never imported from here.
 """
 
 from __future__ import annotations
 
 import torch
 
+from snnkit import kernels
 from snnkit.neurons import fire
-from snnkit_slayer import filters, scan
+from snnkit_slayer import cuda, filters, scan
+
+BACKENDS = ("cuda", "torch")
 
 
-def _module(x: torch.Tensor):
-    if x.is_cuda:
-        from snnkit_slayer import cuda
-
-        if cuda.available():
-            return cuda
-    return None
+def _gpu(x: torch.Tensor, choice: str):
+    """:mod:`.cuda` when the kernels run this call, else None (torch)."""
+    return cuda if kernels.select(x, choice, "slayer", cuda=cuda.CUDA) else None
 
 
-def causal_filter(x, kernel, method="auto"):
+def causal_filter(x, kernel, method="auto", choice="auto"):
     """``y_t = sum_k kernel[k] x_{t-k}`` (see :func:`filters.causal_filter`)."""
-    gpu = _module(x)
-    return (gpu or filters).causal_filter(x, kernel, method)
+    return (_gpu(x, choice) or filters).causal_filter(x, kernel, method)
 
 
-def correlate(g, kernel, method="auto"):
+def correlate(g, kernel, method="auto", choice="auto"):
     """``z_t = sum_k kernel[k] g_{t+k}`` (see :func:`filters.correlate`)."""
-    gpu = _module(g)
-    return (gpu or filters).correlate(g, kernel, method)
+    return (_gpu(g, choice) or filters).correlate(g, kernel, method)
 
 
-def spike_scan_exp(u, alpha, theta, m, max_spikes=None, multi=False):
+def spike_scan_exp(u, alpha, theta, m, max_spikes=None, multi=False, choice="auto"):
     """LIF spike generation (see :func:`scan.spike_scan_exp`)."""
-    gpu = _module(u)
-    return (gpu or scan).spike_scan_exp(u, alpha, theta, m, max_spikes, multi)
+    return (_gpu(u, choice) or scan).spike_scan_exp(u, alpha, theta, m, max_spikes, multi)
 
 
-def spike_scan_fir(u, nu, theta):
+def spike_scan_fir(u, nu, theta, choice="auto"):
     """Spike generation with a finite refractory kernel (see :func:`scan.spike_scan_fir`)."""
-    gpu = _module(u)
-    return (gpu or scan).spike_scan_fir(u, nu, theta)
+    return (_gpu(u, choice) or scan).spike_scan_fir(u, nu, theta)
 
 
 def spikes(v, theta, max_spikes=None, multi=False):

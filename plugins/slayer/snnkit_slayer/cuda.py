@@ -15,25 +15,17 @@ import functools
 import torch
 
 from snnkit import kernels
+from snnkit.kernels import broadcast, launch_grid
 from snnkit_slayer import filters, scan
 
-_BLOCK = 128
 _OPTIONS = ("--fmad=false",)  # round like the torch code, operation for operation
 FFT_FROM = 128  # taps from which cuFFT beats the direct O(taps) sum per output
-
-
-def available() -> bool:
-    """True when CuPy is importable and a CUDA device is present."""
-    return kernels.cupy_available()
+CUDA = kernels.cuda_backend()
 
 
 @functools.cache
 def source() -> str:
     return kernels.read_source("snnkit_slayer", "kernels/slayer.cu")
-
-
-def _grid(threads: int) -> tuple[int]:
-    return ((threads + _BLOCK - 1) // _BLOCK,)
 
 
 def _use_kernel(x: torch.Tensor, kernel: torch.Tensor, method: str) -> bool:
@@ -50,10 +42,10 @@ def _filter(x, kernel, method, reverse):
     x = x.contiguous()
     kernel = kernel.to(x.dtype).contiguous()
     y = torch.empty_like(x)
-    k = kernels.compile_kernel(source(), "slayer_filter", x.dtype, _OPTIONS)
+    k = CUDA.kernel(source(), "slayer_filter", x.dtype, _OPTIONS)
     k(
-        _grid(steps * batch * neurons),
-        (_BLOCK,),
+        launch_grid(steps * batch * neurons),
+        (kernels.BLOCK,),
         (
             x,
             kernel,
@@ -79,10 +71,6 @@ def correlate(g, kernel, method="auto"):
     return _filter(g, kernel, method, True)
 
 
-def _per_neuron(x: torch.Tensor, neurons: int) -> torch.Tensor:
-    return x.expand(neurons).contiguous()
-
-
 def spike_scan_exp(u, alpha, theta, m, max_spikes=None, multi=False):
     """LIF spike generation (see :func:`scan.spike_scan_exp`)."""
     if u.dim() != 3 or u.numel() == 0 or any(p.dim() > 1 for p in (alpha, theta, m)):
@@ -91,15 +79,15 @@ def spike_scan_exp(u, alpha, theta, m, max_spikes=None, multi=False):
     u = u.contiguous()
     v_all, a_all = torch.empty_like(u), torch.empty_like(u)
     vpost = u.new_empty(batch, neurons)
-    k = kernels.compile_kernel(source(), "slayer_spikes_exp", u.dtype, _OPTIONS)
+    k = CUDA.kernel(source(), "slayer_spikes_exp", u.dtype, _OPTIONS)
     k(
-        _grid(batch * neurons),
-        (_BLOCK,),
+        launch_grid(batch * neurons),
+        (kernels.BLOCK,),
         (
             u,
-            _per_neuron(alpha, neurons),
-            _per_neuron(theta, neurons),
-            _per_neuron(m, neurons),
+            broadcast(alpha, neurons),
+            broadcast(theta, neurons),
+            broadcast(m, neurons),
             v_all,
             a_all,
             vpost,
@@ -120,14 +108,14 @@ def spike_scan_fir(u, nu, theta):
     steps, batch, neurons = u.shape
     u = u.contiguous()
     v_all, a_all = torch.empty_like(u), torch.empty_like(u)
-    k = kernels.compile_kernel(source(), "slayer_spikes_fir", u.dtype, _OPTIONS)
+    k = CUDA.kernel(source(), "slayer_spikes_fir", u.dtype, _OPTIONS)
     k(
-        _grid(batch * neurons),
-        (_BLOCK,),
+        launch_grid(batch * neurons),
+        (kernels.BLOCK,),
         (
             u,
             nu.to(u.dtype).contiguous(),
-            _per_neuron(theta, neurons),
+            broadcast(theta, neurons),
             v_all,
             a_all,
             steps,

@@ -22,9 +22,11 @@ which equals BPTT with the reset gradient detached (docs/methods/slayer.md).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
+from snnkit.surrogates import Surrogate
 from snnkit_slayer import backend
 from snnkit_slayer.filters import exponential_kernel, powers
 
@@ -38,33 +40,45 @@ def psp_taps(decay: torch.Tensor, steps: int) -> int:
     return max(1, min(steps, math.ceil(math.log(tiny) / math.log(top)) + 1))
 
 
-def _exp_filter(x, decay, init, method):
+class LIFConfig(NamedTuple):
+    """The static choices of a SLAYER LIF layer."""
+
+    surrogate: Surrogate
+    max_spikes: int | None
+    multi: bool
+    post_reset: bool  # the surrogate is evaluated at the post-reset membrane
+    filter: str  # temporal filtering: "auto", "conv" or "fft"
+    backend: str = "auto"  # where the primitives run (see snnkit.kernels.select)
+
+
+def _exp_filter(x, decay, init, config: LIFConfig):
     """``y_t = decay y_{t-1} + x_t`` from ``y_{-1} = init``, as a filter (not a loop)."""
     steps = x.shape[0]
-    y = backend.causal_filter(x, exponential_kernel(decay, psp_taps(decay, steps)), method)
+    kernel = exponential_kernel(decay, psp_taps(decay, steps))
+    y = backend.causal_filter(x, kernel, config.filter, config.backend)
     return y.addcmul_(powers(decay, steps).unsqueeze(1), init)
 
 
-def _exp_correlate(g, decay, method):
-    return backend.correlate(g, exponential_kernel(decay, psp_taps(decay, g.shape[0])), method)
+def _exp_correlate(g, decay, config: LIFConfig):
+    kernel = exponential_kernel(decay, psp_taps(decay, g.shape[0]))
+    return backend.correlate(g, kernel, config.filter, config.backend)
 
 
 class SlayerLIFFunction(torch.autograd.Function):
     """Whole-sequence LIF layer under SLAYER: filters forward, correlations backward.
 
     ``m`` is None when the reset amount is the threshold (then theta's gradient includes
-    the reset's). ``config = (surrogate, max_spikes, multi, post_reset, filter_method)``.
+    the reset's); ``config`` is a :class:`LIFConfig`.
     """
 
     @staticmethod
-    def forward(ctx, current, v0, i0, alpha, beta, theta, m, config):
-        _, max_spikes, multi, _, method = config
+    def forward(ctx, current, v0, i0, alpha, beta, theta, m, config: LIFConfig):
         m_value = theta if m is None else m
         with torch.no_grad():
-            i = current if beta is None else _exp_filter(current, beta, i0, method)
-            u = _exp_filter(i, alpha, v0, method)
+            i = current if beta is None else _exp_filter(current, beta, i0, config)
+            u = _exp_filter(i, alpha, v0, config)
             v_all, a_all, vpost = backend.spike_scan_exp(
-                u, alpha, theta, m_value, max_spikes, multi
+                u, alpha, theta, m_value, config.max_spikes, config.multi, config.backend
             )
         ctx.config = config
         ctx.save_for_backward(v_all, v0, i0, alpha, beta, theta, m)
@@ -74,7 +88,8 @@ class SlayerLIFFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_spikes, g_vpost, g_i, g_a):
         v_all, v0, i0, alpha, beta, theta, m = ctx.saved_tensors
-        surrogate, max_spikes, multi, post_reset, method = ctx.config
+        config = ctx.config
+        surrogate, max_spikes, multi, post_reset = config[:4]
         m_is_theta = m is None
         m_value = theta if m_is_theta else m
         need_alpha, need_beta, need_theta = (ctx.needs_input_grad[k] for k in (3, 4, 5))
@@ -86,11 +101,11 @@ class SlayerLIFFunction(torch.autograd.Function):
             s_gs = surrogate(v_eval, theta).mul_(g_spikes)
             lam_u = s_gs.clone()
             lam_u[-1] += g_vpost
-            lam_v = _exp_correlate(lam_u, alpha, method)
+            lam_v = _exp_correlate(lam_u, alpha, config)
             if beta is not None:
                 lam_v_in = lam_v.clone()
                 lam_v_in[-1] += g_i
-                lam_i = _exp_correlate(lam_v_in, beta, method)
+                lam_i = _exp_correlate(lam_v_in, beta, config)
             else:
                 lam_i = lam_v
             g = {"alpha": None, "beta": None, "theta": None}

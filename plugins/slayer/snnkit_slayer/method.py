@@ -8,9 +8,10 @@ from snnkit import GradientMethod, SnnkitError
 from snnkit.neurons import LIFState
 from snnkit.nn import SpikingNeuron
 from snnkit.surrogates import Exponential, Surrogate
-from snnkit_slayer.lif import SlayerLIFFunction
+from snnkit_slayer.backend import BACKENDS
+from snnkit_slayer.lif import LIFConfig, SlayerLIFFunction
 from snnkit_slayer.neuron import SRM
-from snnkit_slayer.srm import SlayerSRMFunction, SRMState
+from snnkit_slayer.srm import SlayerSRMFunction, SRMConfig, SRMState
 
 SURROGATE_AT = ("pre-reset", "post-reset")
 FILTERS = ("auto", "conv", "fft")
@@ -18,6 +19,8 @@ FILTERS = ("auto", "conv", "fft")
 
 class _SlayerNeuron(SpikingNeuron):
     """Options shared by both populations: where the surrogate is evaluated, how to filter."""
+
+    backends = BACKENDS
 
     def __init__(
         self,
@@ -56,12 +59,13 @@ class SlayerNeuron(_SlayerNeuron):
     def dynamics(self, current: torch.Tensor, state: LIFState):
         c = self.params.coefficients(current)
         m = None if self.neuron.subtract is None else c.m
-        config = (
+        config = LIFConfig(
             self.surrogate,
             self.neuron.max_spikes,
             self.neuron.multi_spike,
             self.post_reset,
             self.filter,
+            self.backend,
         )
         spikes, vpost, i, a = SlayerLIFFunction.apply(
             current, state.v, state.i, c.alpha, c.beta, c.theta, m, config
@@ -105,7 +109,9 @@ class SlayerSRMNeuron(_SlayerNeuron):
     def dynamics(self, current: torch.Tensor, state: SRMState):
         eps, nu = self.kernels(current)
         current_ext = torch.cat([state.current, current]) if len(state.current) else current
-        config = (self.surrogate, self.post_reset, self.filter, len(state.current))
+        config = SRMConfig(
+            self.surrogate, self.post_reset, self.filter, len(state.current), self.backend
+        )
         theta = self.params.coefficients(current)["threshold"]
         spikes = SlayerSRMFunction.apply(current_ext, state.spikes, eps, nu, theta, config)
         past = torch.cat([state.spikes, spikes.detach()])

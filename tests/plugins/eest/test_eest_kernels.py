@@ -42,7 +42,7 @@ def needs_host():
         pytest.skip("no C++ compiler")
 
 
-EMULATED = cuda.Kernels(functools.partial(host.compile_kernel, emulate=True))
+EMULATED = kernels.Backend("cuda", functools.partial(host.compile_kernel, emulate=True))
 
 
 def _case(dtype, device, limit=0, seed=0):
@@ -58,7 +58,7 @@ def _case(dtype, device, limit=0, seed=0):
 def _compare(dtype, device, backend, limit=0):
     pre, w, config, grad = _case(dtype, device, limit)
     want = run_layer(pre.cpu(), w.cpu(), config)
-    got = backend.run_layer(pre, w, config)
+    got = cuda.run_layer(backend, pre, w, config)
     assert torch.equal(got.counts.cpu(), want.counts)
     assert int(want.counts.sum()) > 10 and (limit or want.times.shape[-1] > 1)
     finite = torch.isfinite(want.times)
@@ -66,7 +66,7 @@ def _compare(dtype, device, backend, limit=0):
     assert (got.times.cpu()[finite] - want.times[finite]).abs().max() <= tol * 40
     g = grad[..., : want.times.shape[-1]].to(dtype)
     d_arr, d_w = backward_layer(want, g, w.cpu(), config)
-    got_arr, got_w = backend.backward_layer(got, g.to(device), w, config)
+    got_arr, got_w = cuda.backward_layer(backend, got, g.to(device), w, config)
     errors = [
         ((a.cpu() - b).abs().max() / b.abs().max()).item()
         for a, b in ((got_arr, d_arr), (got_w, d_w))
@@ -97,7 +97,7 @@ def test_comparison_catches_a_broken_kernel(needs_host, old, new):
         assert old in src
         return host.compile_kernel(src.replace(old, new), name, dtype, options)
 
-    broken = cuda.Kernels(compile_broken, "_host", cuda.host_source, cuda._GROUPS)
+    broken = kernels.Backend("cpu", compile_broken, "_host", cuda.host_source, cuda._GROUPS)
     with pytest.raises(AssertionError):
         _compare(torch.float64, "cpu", broken)
 
@@ -107,13 +107,13 @@ def test_kernel_spike_bound(needs_host, backend):
     pre = torch.zeros(1, 1, 1, dtype=torch.float64)
     w = torch.full((2, 1), 50.0, dtype=torch.float64)
     config = LayerConfig(10.0, 1.0, 40.0, 1000)
-    record = backend.run_layer(pre, w, config)  # the buffer is re-sized past _CAP
+    record = cuda.run_layer(backend, pre, w, config)  # the buffer is re-sized past _CAP
     assert record.times.shape[-1] > cuda._CAP
     want = run_layer(pre, w, config)
     assert torch.equal(record.counts, want.counts)
     assert (record.times - want.times).abs().max() < 1e-10
     with pytest.raises(SnnkitError, match="max_spikes=3"):
-        backend.run_layer(pre, w, LayerConfig(10.0, 1.0, 40.0, 3))
+        cuda.run_layer(backend, pre, w, LayerConfig(10.0, 1.0, 40.0, 3))
 
 
 def test_cpu_layers_use_the_driver(needs_host):

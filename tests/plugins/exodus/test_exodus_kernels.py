@@ -11,12 +11,13 @@ import sys
 import pytest
 import torch
 from snnkit_exodus import Exodus, cuda, scan
+from snnkit_exodus.scan import OutputGrads, ScanConfig
 
 from snnkit import host, kernels
 from snnkit.conformance import case_names, run_case
 from snnkit.errors import SnnkitError
 from snnkit.kernels import instantiate, nvcc_ptx
-from snnkit.neurons import LIF
+from snnkit.neurons import LIF, LIFCoefficients, LIFState
 from snnkit.surrogates import BUILTIN_SURROGATES, Exponential, Gaussian, Rectangle
 
 NVCC = shutil.which("nvcc")
@@ -62,7 +63,7 @@ def _combined_source() -> str:
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_kernels_compile_with_nvcc(arch):
-    ptx = nvcc_ptx(_combined_source(), arch, cuda._OPTIONS)
+    ptx = nvcc_ptx(_combined_source(), arch, cuda.OPTIONS)
     # 6 surrogates x 2 kernels x 2 dtypes, plus the forward-only build's 2
     assert ptx.count(".entry") == 4 * len(BUILTIN_SURROGATES) + 2
 
@@ -100,27 +101,26 @@ def _inputs(dtype, device, *, synaptic, multi, m_is_theta, steps=50, batch=4, ne
     return fwd, grads
 
 
-def _reverse(module, fwd, grads, v_all, surrogate, need, m_is_theta):
-    return module.reverse_scan(
-        v_all,
-        grads["grad_spikes"],
-        grads["g_vpost"],
-        grads["g_i"],
-        grads["g_a"],
-        fwd["v0"],
-        fwd["i0"],
-        fwd["a0"],
-        fwd["alpha"],
-        fwd["beta"],
-        fwd["theta"],
-        fwd["m"],
-        None,
-        surrogate,
-        fwd["max_spikes"],
-        fwd["multi"],
-        need,
-        m_is_theta,
-    )
+def _named(fwd, surrogate=None, m_is_theta=False):
+    state = LIFState(fwd["v0"], fwd["i0"], fwd["a0"])
+    c = LIFCoefficients(fwd["alpha"], fwd["beta"], fwd["theta"], fwd["m"])
+    return state, c, ScanConfig(surrogate, fwd["max_spikes"], fwd["multi"], m_is_theta)
+
+
+def _forward(backend, fwd):
+    """``backend``'s forward scan (the torch scan for ``scan``, else the kernels)."""
+    state, c, config = _named(fwd)
+    if backend is scan:
+        return scan.forward_scan(fwd["current"], state, c, None, config)
+    return cuda.forward_scan(backend, fwd["current"], state, c, config)
+
+
+def _reverse(backend, fwd, grads, v_all, surrogate, need, m_is_theta):
+    state, c, config = _named(fwd, surrogate, m_is_theta)
+    g = OutputGrads(grads["grad_spikes"], grads["g_vpost"], grads["g_i"], grads["g_a"])
+    if backend is scan:
+        return scan.reverse_scan(v_all, g, state, c, None, config, need)
+    return cuda.reverse_scan(backend, v_all, g, state, c, config, need)
 
 
 def _assert_close(got, ref, tol, what):
@@ -146,7 +146,7 @@ def _check_against_scan(
     steps=50,
     batch=4,
     neurons=33,
-    backend=cuda,
+    backend=cuda.CUDA,
 ):
     """``backend``'s forward_scan/reverse_scan on ``device`` equal the torch scan on CPU copies."""
     fwd, grads = _inputs(
@@ -162,8 +162,8 @@ def _check_against_scan(
     cpu = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in fwd.items()}
     cpu_grads = {k: None if v is None else v.cpu() for k, v in grads.items()}
     tol = TOL[dtype]
-    v_all, a_all, final = backend.forward_scan(**fwd)
-    ref_v, ref_a, ref_final = scan.forward_scan(**cpu)
+    v_all, a_all, final = _forward(backend, fwd)
+    ref_v, ref_a, ref_final = _forward(scan, cpu)
     _assert_close(v_all, ref_v, tol, "v")
     _assert_close(a_all, ref_a, tol, "spikes")
     for name, got, ref in zip(("vpost", "i", "a"), final, ref_final, strict=True):
@@ -244,12 +244,12 @@ def test_final_spike_gradient(host_kernels, monkeypatch):
     """A gradient on the final spikes a_{T-1} acts like one on the last step's spikes."""
     monkeypatch.setattr(kernels, "compile_kernel", host_kernels)
     fwd, grads = _inputs(torch.float64, "cpu", synaptic=True, multi=False, m_is_theta=True)
-    v_all = cuda.forward_scan(**fwd)[0]
+    v_all = _forward(cuda.CUDA, fwd)[0]
     g_a = torch.randn_like(fwd["v0"])
     moved = dict(grads, grad_spikes=grads["grad_spikes"].clone())
     moved["grad_spikes"][-1] += g_a
-    got = _reverse(cuda, fwd, dict(grads, g_a=g_a), v_all, Exponential(), NEEDS[0], True)
-    ref = _reverse(cuda, fwd, moved, v_all, Exponential(), NEEDS[0], True)
+    got = _reverse(cuda.CUDA, fwd, dict(grads, g_a=g_a), v_all, Exponential(), NEEDS[0], True)
+    ref = _reverse(cuda.CUDA, fwd, moved, v_all, Exponential(), NEEDS[0], True)
     for key in ref:
         _assert_close(got[key], ref[key], 1e-14, key)
 
@@ -315,7 +315,7 @@ def test_cpu_driver_threads_give_identical_results(needs_host):
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
-            v_all = cuda.HOST.forward_scan(**fwd)[0]
+            v_all = _forward(cuda.HOST, fwd)[0]
             runs.append(_reverse(cuda.HOST, fwd, grads, v_all, Exponential(), NEEDS[0], True))
     finally:
         torch.set_num_threads(threads)
@@ -327,21 +327,24 @@ def test_layers_on_cpu_use_the_driver_unless_disabled(needs_host, monkeypatch):
     from snnkit_exodus import method
 
     calls = []
-    original = cuda.HOST.reverse_scan
+    original = cuda.reverse_scan
     monkeypatch.setattr(
-        cuda.KernelScan,
-        "reverse_scan",
-        lambda self, *a, **k: calls.append(self) or original(*a, **k),
+        cuda, "reverse_scan", lambda backend, *a: calls.append(backend) or original(backend, *a)
     )
     layer = Exodus().layer(LIF(tau_mem=10.0, tau_syn=5.0), 4, 6).double()
     x = torch.rand(20, 3, 4, dtype=torch.float64, requires_grad=True)
     layer(x).sum().backward()
     assert calls == [cuda.HOST]
-    # SNNKIT_HOST_KERNELS=0: the torch scan
+    # SNNKIT_HOST_KERNELS=0: the torch scan; backend="cpu" then says why it cannot run
     monkeypatch.setenv("SNNKIT_HOST_KERNELS", "0")
     method._host_works.cache_clear()
     try:
-        assert method._backend(x, None) is scan
+        config = ScanConfig(Exponential(), None, False, True)
+        one = torch.ones(4, dtype=torch.float64)
+        c = LIFCoefficients(one, None, one, one)
+        assert method._kernels(x, c, None, config) is None
+        with pytest.raises(SnnkitError, match="backend='cpu'.*C\\+\\+ compiler"):
+            method._kernels(x, c, None, config._replace(backend="cpu"))
     finally:
         monkeypatch.delenv("SNNKIT_HOST_KERNELS")
         method._host_works.cache_clear()
@@ -352,7 +355,7 @@ def test_layers_on_cpu_use_the_driver_unless_disabled(needs_host, monkeypatch):
 
 def _require_gpu() -> None:
     pytest.importorskip("cupy")
-    if not torch.cuda.is_available() or not cuda.available():
+    if not torch.cuda.is_available() or not kernels.cupy_available():
         pytest.skip("needs a CUDA device")
 
 
@@ -395,9 +398,9 @@ def test_gpu_every_surrogate(surrogate):
 def test_gpu_compile_cache():
     _require_gpu()
     source = cuda.forward_source()
-    first = kernels.compile_kernel(source, "exodus_forward", torch.float32, cuda._OPTIONS)
-    assert kernels.compile_kernel(source, "exodus_forward", torch.float32, cuda._OPTIONS) is first
-    other = kernels.compile_kernel(source, "exodus_forward", torch.float64, cuda._OPTIONS)
+    first = kernels.compile_kernel(source, "exodus_forward", torch.float32, cuda.OPTIONS)
+    assert kernels.compile_kernel(source, "exodus_forward", torch.float32, cuda.OPTIONS) is first
+    other = kernels.compile_kernel(source, "exodus_forward", torch.float64, cuda.OPTIONS)
     assert other is not first and other.dtype == torch.float64
 
 

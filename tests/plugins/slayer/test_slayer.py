@@ -58,7 +58,7 @@ def test_broken_implementations_fail(break_, monkeypatch):
     correlate = backend.correlate
     if break_ == "correlation-as-filter":  # filter forward in time instead of backward
         monkeypatch.setattr(
-            backend, "correlate", lambda g, k, m="auto": backend.causal_filter(g, k, m)
+            backend, "correlate", lambda g, k, m="auto", c="auto": backend.causal_filter(g, k, m, c)
         )
     elif break_ == "sign-flip":  # the input-current gradient negated
         backward = SlayerLIFFunction.backward
@@ -72,7 +72,9 @@ def test_broken_implementations_fail(break_, monkeypatch):
         monkeypatch.setattr(
             backend,
             "correlate",
-            lambda g, k, m="auto": correlate(g, torch.cat([k[..., :1] * 0, k[..., :-1]], -1), m),
+            lambda g, k, m="auto", c="auto": correlate(
+                g, torch.cat([k[..., :1] * 0, k[..., :-1]], -1), m, c
+            ),
         )
     results = [run_case(Slayer(), c) for c in ("single-layer", "deep", "synaptic-current")]
     assert all(r.status == "failed" for r in results), [(r.case, r.status) for r in results]
@@ -173,7 +175,7 @@ def test_srm_check_fails_on_a_broken_srm(monkeypatch):
     monkeypatch.setattr(
         backend,
         "correlate",
-        lambda g, k, m="auto": correlate(g, torch.cat([k[1:], k[:1] * 0]), m),
+        lambda g, k, m="auto", c="auto": correlate(g, torch.cat([k[1:], k[:1] * 0]), m, c),
     )
     neuron = SRM()
     x, w, c = _srm_problem(7, neuron)

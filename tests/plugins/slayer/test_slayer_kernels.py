@@ -115,7 +115,7 @@ def test_host_emulated_layer_gradients_match_torch(host_kernels, monkeypatch):
         ref = run(neuron, opts)
         with monkeypatch.context() as patch:
             patch.setattr(kernels, "compile_kernel", host_kernels)
-            patch.setattr(backend, "_module", lambda x: cuda)
+            patch.setattr(backend, "_gpu", lambda x, choice: cuda)
             got = run(neuron, opts)
         assert torch.equal(got[0], ref[0]) and got[0].sum() > 0
         for g, r in zip(got[1], ref[1], strict=True):
@@ -127,7 +127,7 @@ def test_host_emulated_layer_gradients_match_torch(host_kernels, monkeypatch):
 
 def _require_gpu() -> None:
     pytest.importorskip("cupy")
-    if not torch.cuda.is_available() or not cuda.available():
+    if not torch.cuda.is_available() or not kernels.cupy_available():
         pytest.skip("needs a CUDA device")
 
 
