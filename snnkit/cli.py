@@ -756,12 +756,35 @@ def leaderboard_run(
     ] = None,
     data_dir: DataDirOption = None,
     db: DbOption = Path("snnkit-results.db"),
-    out: Annotated[Path, typer.Option(help="Checkpoint root.")] = Path("runs/leaderboard"),
+    out: Annotated[
+        Path,
+        typer.Option(help="Checkpoint root (with --executor ray: storage every node sees)."),
+    ] = Path("runs/leaderboard"),
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     threads: ThreadsOption = None,
+    executor: Annotated[
+        str, typer.Option(help="local (this machine) or ray (each run a Ray task).")
+    ] = "local",
+    jobs: Annotated[
+        int, typer.Option(help="Local runs at once, each in its own process (CPUs shared out).")
+    ] = 1,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --executor ray: the cluster, auto or HOST:PORT (default: a new local one)."
+        ),
+    ] = None,
+    cpus_per_task: Annotated[
+        float, typer.Option(help="With --executor ray: CPUs reserved per run.")
+    ] = 1.0,
+    gpus_per_task: Annotated[
+        float, typer.Option(help="With --executor ray: GPUs reserved per run (use --device cuda).")
+    ] = 0.0,
 ) -> None:
     """Train every (method, seed) the database lacks for these settings (resuming interrupted
-    ones), then show the task's leaderboard. Rerun it after an interruption: nothing is lost."""
+    ones), then show the task's leaderboard. Rerun it after an interruption: nothing is lost.
+    With --jobs N or --executor ray the runs train in other processes and this one alone
+    writes --db (docs/distributed.md)."""
     from snnkit.leaderboard import fill
     from snnkit.threads import use_threads
     from snnkit.train import RunConfig
@@ -785,7 +808,19 @@ def leaderboard_run(
         for method in grad
         for seed in range(seeds)
     ]
-    done = fill(configs, db=db, out=out, registry=_registry(), progress=progress, console=console)
+    done = fill(
+        configs,
+        db=db,
+        out=out,
+        registry=_registry(),
+        progress=progress,
+        console=console,
+        executor=executor,
+        jobs=jobs,
+        address=address,
+        cpus_per_task=cpus_per_task,
+        gpus_per_task=gpus_per_task,
+    )
     counts = Counter(status for _, status in done)
     console.print(
         f"{counts['trained']} trained, {counts['resumed']} resumed, "

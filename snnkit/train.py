@@ -875,17 +875,43 @@ def _train(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> N
                 result = RunResult(
                     trainer.config, trainer.history, peak_memory_mb(trainer.device), run_id
                 )
-                done = status == "completed"
-                summary = result.summary() if trainer.history else {}
-                store.finish_run(
-                    run_id,
-                    status=status,
-                    test_accuracy=summary.get("test_accuracy") if done else None,
-                    train_accuracy=summary.get("train_accuracy") if done else None,
-                    seconds_per_epoch=summary.get("seconds_per_epoch"),
-                    peak_memory_mb=result.peak_memory_mb,
-                    summary={k: v for k, v in summary.items() if k not in ("config", "history")},
-                )
+                _finish(store, run_id, result, status)
+
+
+def _finish(store, run_id: int, result: RunResult, status: str) -> None:
+    """Close the record ``run_id`` with ``status`` and the metrics of ``result``."""
+    done = status == "completed"
+    summary = result.summary() if result.epochs else {}
+    store.finish_run(
+        run_id,
+        status=status,
+        test_accuracy=summary.get("test_accuracy") if done else None,
+        train_accuracy=summary.get("train_accuracy") if done else None,
+        seconds_per_epoch=summary.get("seconds_per_epoch"),
+        peak_memory_mb=result.peak_memory_mb,
+        summary={k: v for k, v in summary.items() if k not in ("config", "history")},
+    )
+
+
+def record_completed(store, result: RunResult, registry: Registry | None = None) -> int:
+    """Write a run trained elsewhere (a process pool's or a Ray task's, which return their
+    results) into ``store`` as completed, every epoch included; returns its id."""
+    config = result.config
+    run_id = store.start_run(
+        method=config.grad,
+        neuron=config.neuron,
+        dataset=config.dataset,
+        seed=config.seed,
+        config=asdict(config),
+        versions=versions(registry or get_registry()),
+        device=config.device,
+        checkpoint=result.checkpoint,
+    )
+    for m in result.epochs:
+        store.log_epoch(run_id, m.epoch, asdict(m))
+    result.run_id = run_id
+    _finish(store, run_id, result, "completed")
+    return run_id
 
 
 def _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> None:
