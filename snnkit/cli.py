@@ -755,6 +755,9 @@ def leaderboard_run(
         str | None, typer.Option(help="float32 or float64 (default: the recipe's, else float32).")
     ] = None,
     data_dir: DataDirOption = None,
+    data_opt: Annotated[
+        list[str] | None, typer.Option("--data-opt", help="Dataset option KEY=VALUE (repeatable).")
+    ] = None,
     db: DbOption = Path("snnkit-results.db"),
     out: Annotated[
         Path,
@@ -804,6 +807,7 @@ def leaderboard_run(
             device=device,
             dtype=dtype,
             data_dir=str(data_dir) if data_dir is not None else None,
+            dataset_options=_parse_options(data_opt, "--data-opt"),
         )
         for method in grad
         for seed in range(seeds)

@@ -172,7 +172,7 @@ def test_two_epochs_under_torchrun_train_what_one_process_trains(tmp_path):
         assert _close(got["train_loss"], want.train_loss, 1e-9)
         assert _close(got["validation_loss"], want.validation_loss, 1e-9)
         for key in ("train_accuracy", "validation_accuracy", "test_accuracy"):
-            assert got[key] == want[key], key
+            assert got[key] == getattr(want, key), key
     summary = json.loads((tmp_path / "ddp.json").read_text())
     assert summary["test_accuracy"] == one.final.test_accuracy
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == [".lock", "checkpoint.pt"]

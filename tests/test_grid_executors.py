@@ -108,15 +108,26 @@ def ray_cluster():
 def test_a_ray_grid_from_the_command_line_records_one_row_per_cell(ray_cluster, tmp_path):
     """`snnkit leaderboard run --executor ray --address HOST:PORT` (a driver process of
     its own); a rerun trains nothing."""
-    args = [*GRID_ARGS, "--data-dir", "."]  # a relative path: the workers start elsewhere
+    args = [
+        *GRID_ARGS,
+        "--data-opt",
+        "size=48",
+        "--data-dir",
+        ".",
+    ]  # a relative path: the workers start elsewhere
     command = [sys.executable, "-m", "snnkit", *args, "--executor", "ray"]
     command += ["--address", ray_cluster, "--db", "r.db", "--out", "runs"]
     first = subprocess.run(command, cwd=tmp_path, env=cli_env(), capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "4 trained, 0 resumed, 0 already recorded" in first.stdout
     assert _cells(tmp_path / "r.db") == ONE_EACH
-    again = subprocess.run(command, cwd=tmp_path, env=cli_env(), capture_output=True, text=True)
-    assert again.returncode == 0 and "0 trained, 0 resumed, 4 already recorded" in again.stdout
+    same = [
+        RunConfig(grad=g, seed=s, epochs=2, dataset_options={"size": 48})
+        for g in ("bptt", "exodus")
+        for s in (0, 1)
+    ]
+    again = fill(same, db=tmp_path / "r.db", out=tmp_path / "runs", executor="ray")
+    assert [status for _, status in again] == ["recorded"] * 4
     assert _cells(tmp_path / "r.db") == ONE_EACH
 
 
