@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -21,7 +22,8 @@ from typer.core import TyperGroup
 from snnkit.errors import JobFailed, SnnkitError
 from snnkit.hookspecs import KINDS
 from snnkit.interrupts import stop_on_signals
-from snnkit.launch import WorkersFailed
+from snnkit.distributed import PeerLost
+from snnkit.launch import LAUNCHED, WorkersFailed
 from snnkit.paths import writable_dir, writable_file
 
 if TYPE_CHECKING:
@@ -85,6 +87,10 @@ def user_errors(fn):
         except SnnkitError as exc:
             err_console.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)
             raise typer.Exit(2) from None
+        except PeerLost as exc:  # under `run --nproc` the launcher names the first failure
+            if os.environ.get(LAUNCHED) != "1":
+                err_console.print(Text.assemble(("failed:", "bold red"), f" {exc}"), soft_wrap=True)
+            raise typer.Exit(1) from None
         except WorkersFailed as exc:  # a worker of `run --nproc` failed
             if not exc.reported:
                 err_console.print(Text.assemble(("failed:", "bold red"), f" {exc}"), soft_wrap=True)

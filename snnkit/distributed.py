@@ -40,6 +40,7 @@ __all__ = [
     "broadcast",
     "differentiable",
     "init",
+    "PeerLost",
     "lost_peer",
     "shard",
     "timeout",
@@ -201,7 +202,11 @@ def broadcast(obj: Any, world: World) -> Any:
     return box[0]
 
 
-def lost_peer(exc: BaseException, world: World) -> JobFailed | None:
+class PeerLost(JobFailed):
+    """This rank stopped because another one did (its own failure is reported there)."""
+
+
+def lost_peer(exc: BaseException, world: World) -> PeerLost | None:
     """A collective that failed because another rank died or timed out, as one line;
     None for any other exception."""
     if not world.active:
@@ -214,7 +219,7 @@ def lost_peer(exc: BaseException, world: World) -> JobFailed | None:
     signs = ("gloo", "nccl", "connection", "timed out", "timeout", "peer", "broken pipe")
     if not isinstance(exc, dist.DistError) and not any(s in text for s in signs):
         return None
-    return JobFailed(
+    return PeerLost(
         f"rank {world.rank}: another process of this {world.size}-process job stopped or "
         f"stopped answering ({_first_line(exc)}); its own message says why"
     )
@@ -229,5 +234,11 @@ def destroy() -> None:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The gist of a backend error: its first sentence, without gloo's source location."""
     text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    if line.startswith("[") and "] " in line:  # "[.../pair.cc:537] Read error ..."
+        line = line.split("] ", 1)[1]
+    return line.split(". ", 1)[0][:200]

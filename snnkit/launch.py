@@ -17,7 +17,10 @@ import uuid
 
 from snnkit.errors import JobFailed
 
-__all__ = ["WorkersFailed", "launch", "strip_option", "worker_threads"]
+__all__ = ["LAUNCHED", "WorkersFailed", "launch", "strip_option", "worker_threads"]
+
+# set for the workers: a rank stopped by another's failure stays quiet, the launcher reports
+LAUNCHED = "SNNKIT_LAUNCHED_WORKER"
 
 
 class WorkersFailed(JobFailed):
@@ -56,6 +59,7 @@ def launch(nproc: int, args: list[str], threads: int | None = None) -> None:
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     os.environ["OMP_NUM_THREADS"] = str(worker_threads(nproc, threads))
+    os.environ[LAUNCHED] = "1"
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,

@@ -253,9 +253,9 @@ def test_a_killed_rank_ends_snnkit_run_nproc_with_one_line(tmp_path):
     failed = [line for line in stderr.splitlines() if line.startswith("failed:")]
     assert failed == ["failed: rank 1 of 2 was killed by SIGKILL; the others were stopped"]
     assert "Traceback" not in stderr
-    with ResultsStore(db) as store:  # rank 0 was stopped: recorded, not left running
+    with ResultsStore(db) as store:  # rank 0 stopped (by the launcher or the lost peer)
         (record,) = store.runs(status=None)
-        assert record.status == "interrupted" and record.epochs
+        assert record.status in ("interrupted", "failed") and record.epochs
 
 
 @pytest.mark.slow
