@@ -19,10 +19,10 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
+from snnkit.distributed import PeerLost
 from snnkit.errors import JobFailed, SnnkitError
 from snnkit.hookspecs import KINDS
 from snnkit.interrupts import stop_on_signals
-from snnkit.distributed import PeerLost
 from snnkit.launch import LAUNCHED, WorkersFailed
 from snnkit.paths import writable_dir, writable_file
 
