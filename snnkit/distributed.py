@@ -153,7 +153,7 @@ def wrap(model: torch.nn.Module, world: World) -> torch.nn.Module:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(model, device_ids=None, broadcast_buffers=True)
+    return DistributedDataParallel(model, device_ids=None)
 
 
 def shard(index: torch.Tensor, world: World) -> tuple[torch.Tensor, float]:
