@@ -97,7 +97,14 @@ def ray_cluster():
         import ray
     else:
         ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20)
+    for attempt in (1, 2):  # Ray gives its raylet 30 s to start: a loaded machine may need two
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20)
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -151,11 +158,11 @@ def test_a_killed_ray_task_is_retried_and_resumes_from_its_checkpoint(ray_cluste
     killed: dict = {}
     watcher = threading.Thread(target=_kill_first_run, args=(out, killed), daemon=True)
     watcher.start()
-    done = fill(_grid(epochs=30), db=db, out=out, progress=False, executor="ray")
+    done = fill(_grid(epochs=15), db=db, out=out, progress=False, executor="ray")
     watcher.join()
     assert killed, "no run was killed"
     statuses = Counter(status for _, status in done)
     assert statuses["resumed"] >= 1 and statuses["resumed"] + statuses["trained"] == 4
     assert _cells(db) == ONE_EACH  # one row per cell, nothing left running
     with ResultsStore(db) as store:
-        assert all(len(r.epochs) == 30 for r in store.runs())
+        assert all(len(r.epochs) == 15 for r in store.runs())
