@@ -18,10 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 # the tests also need the datasets extra (tonic, h5py): tests/test_neuromorphic.py runs
 # tonic's real loaders on fixture files; the plot extra (matplotlib) for the PNG
-# leaderboard; and the nir extra for the NIR round trips; `make run` needs none of them
+# leaderboard; the nir extra for the NIR round trips; the ray extra for the leaderboard
+# grids on a real local Ray cluster; `make run` needs none of them
 DATASETS := $(VENV)/.datasets-installed
 $(DATASETS): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[datasets,plot,nir]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[datasets,plot,nir,ray]"
 	touch $(DATASETS)
 
 run: $(STAMP)
@@ -34,7 +35,7 @@ $(EXAMPLE): $(DATASETS) examples/snnkit-checkpointed-bptt/pyproject.toml
 	touch $(EXAMPLE)
 
 test: $(EXAMPLE)
-	SNNKIT_REQUIRE_EXAMPLE=1 SNNKIT_REQUIRE_DATASETS=1 $(BIN)/python -m pytest -m "not gpu"
+	SNNKIT_REQUIRE_EXAMPLE=1 SNNKIT_REQUIRE_DATASETS=1 SNNKIT_REQUIRE_RAY=1 $(BIN)/python -m pytest -m "not gpu"
 
 test-fast: $(EXAMPLE)
 	$(BIN)/python -m pytest

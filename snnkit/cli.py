@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -18,9 +19,11 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
+from snnkit.distributed import PeerLost
 from snnkit.errors import JobFailed, SnnkitError
 from snnkit.hookspecs import KINDS
 from snnkit.interrupts import stop_on_signals
+from snnkit.launch import LAUNCHED, WorkersFailed
 from snnkit.paths import writable_dir, writable_file
 
 if TYPE_CHECKING:
@@ -35,11 +38,13 @@ class _Commands(TyperGroup):
     """Typer's command group, with the usage errors Typer itself finds printed as one line
     on stderr (``error: ...; see `snnkit run --help```), exit code 2, like snnkit's own."""
 
-    def main(self, *args, standalone_mode: bool = True, **kwargs):
+    def main(self, args=None, *rest, standalone_mode: bool = True, **kwargs):
+        global _ARGS
+        _ARGS = list(sys.argv[1:] if args is None else args)  # what `--nproc` relaunches
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(_ARGS, *rest, standalone_mode=False, **kwargs)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(_ARGS, *rest, standalone_mode=False, **kwargs)
         except _UsageError as exc:
             if type(exc).__name__ != "NoArgsIsHelpError":  # that one has shown the help
                 where = exc.ctx.command_path if exc.ctx is not None else "snnkit"
@@ -63,6 +68,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=_Commands,
 )
+_ARGS: list[str] = []  # this invocation's arguments (after `snnkit`)
 # user text (paths, option values) is never read as markup or emoji codes (':x:')
 console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
@@ -81,6 +87,14 @@ def user_errors(fn):
         except SnnkitError as exc:
             err_console.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)
             raise typer.Exit(2) from None
+        except PeerLost as exc:  # under `run --nproc` the launcher names the first failure
+            if os.environ.get(LAUNCHED) != "1":
+                err_console.print(Text.assemble(("failed:", "bold red"), f" {exc}"), soft_wrap=True)
+            raise typer.Exit(1) from None
+        except WorkersFailed as exc:  # a worker of `run --nproc` failed
+            if not exc.reported:
+                err_console.print(Text.assemble(("failed:", "bold red"), f" {exc}"), soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
         except JobFailed as exc:
             err_console.print(Text.assemble(("failed:", "bold red"), f" {exc}"), soft_wrap=True)
             raise typer.Exit(1) from None
@@ -275,12 +289,29 @@ def run(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     threads: ThreadsOption = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            help="Train data-parallel (DDP) in N processes on this machine, as torchrun "
+            "--nproc-per-node N does; --batch-size stays the global batch, --threads is per "
+            "process. See docs/distributed.md."
+        ),
+    ] = 1,
 ) -> None:
     """Train a network and record the run (defaults: a small network on Yin-Yang)."""
+    from snnkit.distributed import world_from_env
     from snnkit.threads import use_threads
     from snnkit.train import RunConfig
     from snnkit.train import run as train_run
 
+    world = world_from_env()
+    if not 1 <= nproc <= 1024:
+        raise SnnkitError(f"--nproc must be between 1 and 1024, got {nproc}")
+    if nproc > 1 and world.active:
+        raise SnnkitError(
+            "--nproc starts its own processes; under torchrun leave it out (torchrun's "
+            "--nproc-per-node sets the number)"
+        )
     use_threads(threads)
     registry = _registry()
     options = dict(
@@ -319,9 +350,18 @@ def run(
         config = RunConfig(**options)
     if json_file is not None:
         writable_file(json_file, "--json")
+    if nproc > 1:  # every mistake found here, once, before any worker starts
+        from snnkit.launch import launch, strip_option
+        from snnkit.train import check_outputs
+
+        check_outputs(config, db, out, resume, registry)
+        launch(nproc, strip_option(_ARGS, "--nproc"), threads)
+        return
     result = train_run(
         config, db=db, out=out, resume=resume, progress=progress, console=console, registry=registry
     )
+    if not world.main:  # rank 0 reports and writes --json
+        return
     summary = result.summary()
     _print_result(summary, registry)
     if json_file is not None:
@@ -759,13 +799,39 @@ def leaderboard_run(
         str | None, typer.Option(help="float32 or float64 (default: the recipe's, else float32).")
     ] = None,
     data_dir: DataDirOption = None,
+    data_opt: Annotated[
+        list[str] | None, typer.Option("--data-opt", help="Dataset option KEY=VALUE (repeatable).")
+    ] = None,
     db: DbOption = Path("snnkit-results.db"),
-    out: Annotated[Path, typer.Option(help="Checkpoint root.")] = Path("runs/leaderboard"),
+    out: Annotated[
+        Path,
+        typer.Option(help="Checkpoint root (with --executor ray: storage every node sees)."),
+    ] = Path("runs/leaderboard"),
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     threads: ThreadsOption = None,
+    executor: Annotated[
+        str, typer.Option(help="local (this machine) or ray (each run a Ray task).")
+    ] = "local",
+    jobs: Annotated[
+        int, typer.Option(help="Local runs at once, each in its own process (CPUs shared out).")
+    ] = 1,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --executor ray: the cluster, auto or HOST:PORT (default: a new local one)."
+        ),
+    ] = None,
+    cpus_per_task: Annotated[
+        float, typer.Option(help="With --executor ray: CPUs reserved per run.")
+    ] = 1.0,
+    gpus_per_task: Annotated[
+        float, typer.Option(help="With --executor ray: GPUs reserved per run (use --device cuda).")
+    ] = 0.0,
 ) -> None:
     """Train every (method, seed) the database lacks for these settings (resuming interrupted
-    ones), then show the task's leaderboard. Rerun it after an interruption: nothing is lost."""
+    ones), then show the task's leaderboard. Rerun it after an interruption: nothing is lost.
+    With --jobs N or --executor ray the runs train in other processes and this one alone
+    writes --db (docs/distributed.md)."""
     from snnkit.leaderboard import fill
     from snnkit.threads import use_threads
     from snnkit.train import RunConfig
@@ -785,11 +851,24 @@ def leaderboard_run(
             device=device,
             dtype=dtype,
             data_dir=str(data_dir) if data_dir is not None else None,
+            dataset_options=_parse_options(data_opt, "--data-opt"),
         )
         for method in grad
         for seed in range(seeds)
     ]
-    done = fill(configs, db=db, out=out, registry=_registry(), progress=progress, console=console)
+    done = fill(
+        configs,
+        db=db,
+        out=out,
+        registry=_registry(),
+        progress=progress,
+        console=console,
+        executor=executor,
+        jobs=jobs,
+        address=address,
+        cpus_per_task=cpus_per_task,
+        gpus_per_task=gpus_per_task,
+    )
     counts = Counter(status for _, status in done)
     console.print(
         f"{counts['trained']} trained, {counts['resumed']} resumed, "

@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from snnkit import distributed
+from snnkit.distributed import SINGLE, World
 from snnkit.errors import SnnkitError, check
 from snnkit.interrupts import Interrupted, deferred, stop_on_signals
 from snnkit.neurons import LI
@@ -286,10 +288,15 @@ def resolve(config: RunConfig, registry: Registry | None = None) -> RunConfig:
 
 
 class Trainer:
-    """Builds model, data and optimiser from a :class:`RunConfig` and trains it."""
+    """Builds model, data and optimiser from a :class:`RunConfig` and trains it; under
+    DDP (``world`` of several processes) each rank trains on its share of every global
+    batch (:mod:`snnkit.distributed`)."""
 
-    def __init__(self, config: RunConfig, registry: Registry | None = None) -> None:
+    def __init__(
+        self, config: RunConfig, registry: Registry | None = None, world: World = SINGLE
+    ) -> None:
         self.registry = registry or get_registry()
+        self.world = world
         reg = self.registry
         spec = reg.dataset(config.dataset)
         self.method = reg.gradient(config.grad)
@@ -299,7 +306,7 @@ class Trainer:
         self.method.check(self.neuron)
         self.loss = reg.loss(config.loss)
         self.surrogate = reg.surrogate(config.surrogate)
-        self.device = torch.device(config.device)
+        self.device = distributed.device_of(config.device, world)
         self.dtype = DTYPES[config.dtype]
 
         data_options = dict(config.dataset_options)
@@ -316,6 +323,7 @@ class Trainer:
                 f"loss '{config.loss}' reads {self.loss.input} but this network outputs "
                 f"{produces}; choose a loss for {produces} (see `snnkit plugins`) or change --readout"
             )
+        self.forward = distributed.wrap(self.model, world)  # DDP averages the gradients
         # every split kept on the device: raster methods get it binned once, event
         # methods get the spike times themselves
         self.inputs = {
@@ -395,6 +403,29 @@ class Trainer:
         steps = self.data["train"].events.duration / self.config.dt
         return _event_spike_stats(hidden, steps)
 
+    def backward(self, index: torch.Tensor) -> tuple[torch.Tensor, Any, torch.Tensor, Any, int]:
+        """Forward and backward of this rank's share of the global batch ``index``: the
+        parameters' ``.grad`` then hold the gradient of the global batch's mean loss (under
+        DDP averaged over the ranks during the backward), or None where no spike reached
+        the loss (on any rank). Returns this rank's mean loss, the loss input, its labels,
+        the hidden spikes and how many samples this rank counts (0: none of its own)."""
+        mine, weight = distributed.shard(index, self.world)
+        x, y = self._batch("train", mine)
+        self.model.reset_state()
+        output, hidden = self._outputs(self.forward(x))
+        loss = self.loss(output, y)
+        if not torch.isfinite(loss):
+            raise SnnkitError(f"the loss became {loss.item()}; lower --lr or check the inputs")
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.world.active:  # every rank joins each all-reduce, spikes or not
+            distributed.differentiable(loss * weight, self.model).backward()
+            reached = distributed.all_sum([float(loss.requires_grad)], self.world, self.device)
+            if not reached[0]:  # as in one process: no gradient, no step
+                self.optimizer.zero_grad(set_to_none=True)
+        elif loss.requires_grad:  # else no spike reached the loss: the gradient is zero
+            loss.backward()
+        return loss.detach(), output, y, hidden, len(mine) if weight > 0 else 0
+
     # one epoch -----------------------------------------------------------------------------
     def train_epoch(
         self, epoch: int, on_batch: Callable[[int, int], None] | None = None
@@ -410,17 +441,12 @@ class Trainer:
         rates, dead = None, None
         start = time.perf_counter()
         for k, index in enumerate(batches):
-            x, y = self._batch("train", index)
-            self.model.reset_state()
-            output, hidden = self._outputs(self.model(x))
-            loss = self.loss(output, y)
-            if not torch.isfinite(loss):
-                raise SnnkitError(
-                    f"the loss became {loss.item()} at epoch {epoch}, batch {k}; lower --lr or check the inputs"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            if loss.requires_grad:  # else no spike reached the loss: the gradient is zero
-                loss.backward()
+            try:
+                loss, output, y, hidden, count = self.backward(index)
+            except SnnkitError as exc:
+                raise SnnkitError(f"epoch {epoch}, batch {k}: {exc}") from None
+            if any(p.grad is not None for p in self.model.parameters()):
+                # the same decision on every rank: DDP's gradients are identical
                 if _finite_gradients(self.model):
                     if cfg.clip_grad is not None:
                         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
@@ -429,14 +455,24 @@ class Trainer:
                 else:  # one step lost, counted and reported; never NaN weights
                     skipped += 1
             with torch.no_grad():
-                total_loss += loss.item() * len(index)
-                correct += (self.loss.predict(output) == y).sum().item()
+                if count:
+                    total_loss += loss.item() * count
+                    correct += (self.loss.predict(output) == y).sum().item()
                 r, d = self._spike_stats(hidden)
                 rates = r if rates is None else [a + b for a, b in zip(rates, r, strict=True)]
                 dead = d if dead is None else [a + b for a, b in zip(dead, d, strict=True)]
             if on_batch is not None:
                 on_batch(k + 1, len(batches))
         seconds = time.perf_counter() - start
+        if self.world.active:  # sums over the ranks; spike statistics averaged over them
+            layers = len(rates or [])
+            sums = distributed.all_sum(
+                [total_loss, correct, *(rates or []), *(dead or [])], self.world, self.device
+            )
+            total_loss, correct = sums[0], round(sums[1])
+            size = self.world.size
+            rates = [r / size for r in sums[2 : 2 + layers]] if rates is not None else None
+            dead = [d / size for d in sums[2 + layers :]] if dead is not None else None
         lr = self.optimizer.param_groups[0]["lr"]
         if self.scheduler is not None:
             with warnings.catch_warnings():  # the schedule follows epochs, stepped or not
@@ -469,14 +505,16 @@ class Trainer:
         self.model.eval()
         n = len(self.data[split])
         total, correct = 0.0, 0
-        for index in torch.arange(n).split(max(self.config.batch_size, 256)):
+        chunks = torch.arange(n).split(max(self.config.batch_size, 256))
+        for index in chunks[self.world.rank :: self.world.size]:  # under DDP: a share each
             x, y = self._batch(split, index)
             self.model.reset_state()
             out, _ = self._outputs(self.model(x))
             total += self.loss(out, y).item() * len(index)
             correct += (self.loss.predict(out) == y).sum().item()
         self.model.reset_state()
-        return total / n, correct / n
+        total, correct = distributed.all_sum([total, correct], self.world, self.device)
+        return total / n, round(correct) / n
 
     # checkpoints -----------------------------------------------------------------------
     def state_dict(self, run_id: int | None) -> dict[str, Any]:
@@ -496,13 +534,17 @@ class Trainer:
         os.replace(tmp, path)
 
     def load(self, path: Path) -> int | None:
-        """Restore from ``path``; returns the results-store run id it belongs to."""
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as exc:
-            raise SnnkitError(
-                f"cannot read checkpoint {path}: {exc}; delete it to start afresh"
-            ) from None
+        """Restore from ``path``; returns the results-store run id it belongs to. Under
+        DDP rank 0 reads the file and broadcasts its contents."""
+        state = None
+        if self.world.main:
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=False)
+            except Exception as exc:
+                raise SnnkitError(
+                    f"cannot read checkpoint {path}: {exc}; delete it to start afresh"
+                ) from None
+        state = distributed.broadcast(state, self.world)
         saved = state["config"]
         mine = asdict(self.config)
         # more epochs may be asked for, except where the schedule depends on the total;
@@ -731,31 +773,70 @@ def run(
     keeps its results-store record. A run that stops early is recorded as failed or, on
     SIGINT, SIGTERM or SIGHUP, as interrupted (the exception, :class:`Interrupted`, says
     where to resume); never as completed. Two runs never share an ``out`` folder.
+
+    Under torchrun (``WORLD_SIZE`` > 1) this process joins the job's process group
+    (:mod:`snnkit.distributed`); only rank 0 checks and writes ``out``, ``db`` and the
+    progress display, and a peer's failure ends this rank with :class:`JobFailed`.
     """
+    world = distributed.init(config.device)
+    try:
+        return _run(config, world, db, out, resume, progress, console, registry, on_epoch)
+    except RuntimeError as exc:
+        failed = distributed.lost_peer(exc, world)
+        if failed is None:
+            raise
+        raise failed from None
+    finally:
+        if world.active:
+            distributed.destroy()
+
+
+def check_outputs(
+    config: RunConfig, db, out, resume: bool, registry: Registry | None = None
+) -> Path:
+    """The run's checkpoint folder, after checking that it and ``db`` can be written and
+    that a new run (not ``resume``) would not overwrite an earlier checkpoint."""
     from snnkit.paths import writable_dir, writable_file
-    from snnkit.results import ResultsStore
 
     out_dir = Path(out) if out is not None else default_out_dir(resolve(config, registry))
     writable_dir(out_dir, "--out")
     if db is not None and os.fspath(db) != ":memory:":
         writable_file(db, "--db")
-    trainer = Trainer(config, registry)
+    checkpoint = out_dir / CHECKPOINT
+    if checkpoint.exists() and not resume:
+        raise SnnkitError(
+            f"{checkpoint} exists from an earlier run; pass --resume to continue it, or --out DIR for a new one"
+        )
+    return out_dir
+
+
+def _run(config, world, db, out, resume, progress, console, registry, on_epoch) -> RunResult:
+    from snnkit.results import ResultsStore
+
+    out_dir = Path(out) if out is not None else default_out_dir(resolve(config, registry))
+    if not world.main:  # rank 0 alone writes: the store, checkpoints, the display
+        db, progress = None, False
+    else:
+        check_outputs(config, db, out_dir, resume=True, registry=registry)
+    trainer = Trainer(config, registry, world)
     config = trainer.config
     checkpoint = out_dir / CHECKPOINT
-    with _claim(out_dir), stop_on_signals():
-        if checkpoint.exists() and not resume:
+    claim = _claim(out_dir) if world.main else contextlib.nullcontext()
+    with claim, stop_on_signals():
+        if world.main and checkpoint.exists() and not resume:
             raise SnnkitError(
                 f"{checkpoint} exists from an earlier run; pass --resume to continue it, or --out DIR for a new one"
             )
-        if resume:
+        if resume and world.main:
             saved_config(checkpoint)  # a missing checkpoint: one line saying what to do
         run_id = trainer.load(checkpoint) if resume else None
         store = ResultsStore(db) if db is not None else None
+        saves = checkpoint if world.main else None
         try:
             if store is not None:
                 run_id = _record(store, trainer, run_id, checkpoint)
             with store.beating(run_id) if store is not None else contextlib.nullcontext():
-                _train(trainer, checkpoint, run_id, store, progress, console, on_epoch)
+                _train(trainer, saves, run_id, store, progress, console, on_epoch)
         except Interrupted as exc:
             exc.run_id, exc.checkpoint, exc.epochs_done = (
                 run_id,
@@ -820,17 +901,43 @@ def _train(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> N
                 result = RunResult(
                     trainer.config, trainer.history, peak_memory_mb(trainer.device), run_id
                 )
-                done = status == "completed"
-                summary = result.summary() if trainer.history else {}
-                store.finish_run(
-                    run_id,
-                    status=status,
-                    test_accuracy=summary.get("test_accuracy") if done else None,
-                    train_accuracy=summary.get("train_accuracy") if done else None,
-                    seconds_per_epoch=summary.get("seconds_per_epoch"),
-                    peak_memory_mb=result.peak_memory_mb,
-                    summary={k: v for k, v in summary.items() if k not in ("config", "history")},
-                )
+                _finish(store, run_id, result, status)
+
+
+def _finish(store, run_id: int, result: RunResult, status: str) -> None:
+    """Close the record ``run_id`` with ``status`` and the metrics of ``result``."""
+    done = status == "completed"
+    summary = result.summary() if result.epochs else {}
+    store.finish_run(
+        run_id,
+        status=status,
+        test_accuracy=summary.get("test_accuracy") if done else None,
+        train_accuracy=summary.get("train_accuracy") if done else None,
+        seconds_per_epoch=summary.get("seconds_per_epoch"),
+        peak_memory_mb=result.peak_memory_mb,
+        summary={k: v for k, v in summary.items() if k not in ("config", "history")},
+    )
+
+
+def record_completed(store, result: RunResult, registry: Registry | None = None) -> int:
+    """Write a run trained elsewhere (a process pool's or a Ray task's, which return their
+    results) into ``store`` as completed, every epoch included; returns its id."""
+    config = result.config
+    run_id = store.start_run(
+        method=config.grad,
+        neuron=config.neuron,
+        dataset=config.dataset,
+        seed=config.seed,
+        config=asdict(config),
+        versions=versions(registry or get_registry()),
+        device=config.device,
+        checkpoint=result.checkpoint,
+    )
+    for m in result.epochs:
+        store.log_epoch(run_id, m.epoch, asdict(m))
+    result.run_id = run_id
+    _finish(store, run_id, result, "completed")
+    return run_id
 
 
 def _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> None:
@@ -873,7 +980,8 @@ def _loop(trainer, checkpoint, run_id, store, progress, console, on_epoch) -> No
 
             m = trainer.train_epoch(epoch, on_batch)
             with deferred():  # a signal waits until checkpoint and record agree
-                trainer.save(checkpoint, run_id)
+                if checkpoint is not None:  # None: not this rank's to write
+                    trainer.save(checkpoint, run_id)
                 if store is not None:
                     store.log_epoch(run_id, epoch, asdict(m))
             info = f"loss {m.train_loss:.3f}  val {m.validation_accuracy:.1%}  test {m.test_accuracy:.1%}"

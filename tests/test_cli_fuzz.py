@@ -108,6 +108,7 @@ CASES = [
     *values("--out", UNWRITABLE, "a-file", "a-file/ck", words="--out"),
     *values("--json", f"{UNWRITABLE}.json", "no/such/dir/o.json", "a-dir", words="--json"),
     *values("--run-id", "5", "abc", words="--run-id"),
+    *values("--nproc", "0", "-1", "abc", "2000", words="--nproc"),
     *case("--resume", words="nothing to resume", base=["run", "--db", "empty.db"]),
     *case("--resume", words="nothing to resume", base=["run", "--db", "none.db"]),
     *case(
@@ -159,6 +160,12 @@ CASES = [
             ("--threads", ("0", "abc")),
             ("--out", (UNWRITABLE, "a-file")),
             ("--db", (f"{UNWRITABLE}.db", "a-dir")),
+            ("--executor", ("slurm", "")),
+            ("--jobs", ("0", "-1", "abc", "1000")),
+            ("--address", ("auto",)),  # without --executor ray
+            ("--cpus-per-task", ("-1", "nan", "abc")),
+            ("--gpus-per-task", ("-1", "inf")),
+            ("--data-opt", ("size", "size=0")),
         )
         for p in values(
             option,
