@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # the tests also need the datasets extra (tonic, h5py): tests/test_neuromorphic.py runs
+# (and the peers extra: tests/test_peers.py checks snntorch, norse, spikingjelly, sinabs)
 # tonic's real loaders on fixture files; and the plot extra (matplotlib) for the PNG
 # leaderboard; `make run` needs neither
 DATASETS := $(VENV)/.datasets-installed
 $(DATASETS): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[datasets,plot]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[datasets,plot,peers]"
 	touch $(DATASETS)
 
 run: $(STAMP)
