@@ -169,9 +169,7 @@ class SeedStats:
         return max(self.per_seed.values()) if self.per_seed else None
 
 
-def over_seeds(
-    records: Iterable[RunRecord], metric: str | Callable[[RunRecord], Any]
-) -> SeedStats:
+def over_seeds(records: Iterable[RunRecord], metric: str | Callable[[RunRecord], Any]) -> SeedStats:
     """``metric`` (a :class:`RunRecord` field such as ``test_accuracy``, else a key of its
     ``summary``, or a function of a record) per seed, for the runs that have it."""
     values: dict[int, list[float]] = {}
