@@ -45,7 +45,7 @@ def import_library(module: str, package: str):
         ) from None
 
 
-def exact(value: float) -> torch.Tensor:
+def as_float64(value: float) -> torch.Tensor:
     """``value`` as a float64 tensor: a library that turns Python floats into float32
     tensors keeps it exact until the module is cast to the population's dtype."""
     return torch.tensor(value, dtype=torch.float64)
@@ -98,8 +98,8 @@ class PeerNeuron(SpikingNeuron):
             )
         if convention not in CONVENTIONS:
             raise SnnkitError(f"convention={convention!r}: use one of {', '.join(CONVENTIONS)}")
-        options.pop("train", None), options.pop("train_tau", None)
-        options.pop("train_threshold", None)
+        for key in ("train", "train_tau", "train_threshold"):  # all falsy here
+            options.pop(key, None)
         super().__init__(spec, shape, surrogate=surrogate, **options)
         self.convention = convention
         self.notes: list[str] = []

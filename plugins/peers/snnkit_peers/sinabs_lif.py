@@ -14,7 +14,7 @@ of the spikes (no gradient through the reset), a different oracle, so it is not 
 from __future__ import annotations
 
 from snnkit.neurons import LIFState
-from snnkit_peers.base import PeerMethod, PeerNeuron, exact, import_library
+from snnkit_peers.base import PeerMethod, PeerNeuron, as_float64, import_library
 
 
 class SinabsNeuron(PeerNeuron):
@@ -24,8 +24,8 @@ class SinabsNeuron(PeerNeuron):
         layers = import_library("sinabs.layers", "sinabs")
         spec = self.neuron
         # float64 tensors: sinabs keeps Python floats as float32 tensors (rounded decays)
-        tau_syn = None if spec.tau_syn is None else exact(spec.tau_syn / spec.dt)
-        kwargs = {"tau_mem": exact(spec.tau_mem / spec.dt), "tau_syn": tau_syn}
+        tau_syn = None if spec.tau_syn is None else as_float64(spec.tau_syn / spec.dt)
+        kwargs = {"tau_mem": as_float64(spec.tau_mem / spec.dt), "tau_syn": tau_syn}
         if self.convention == "snnkit":
             activation = import_library("sinabs.activation", "sinabs")
             if not spec.multi_spike:
@@ -40,7 +40,7 @@ class SinabsNeuron(PeerNeuron):
                 surrogate_grad_fn=self.surrogate,
                 norm_input=False,
             )
-        module = layers.LIF(spike_threshold=exact(self.theta), **kwargs)
+        module = layers.LIF(spike_threshold=as_float64(self.theta), **kwargs)
         return module.to(device=like.device, dtype=like.dtype)
 
     def simulate(self, current, state):

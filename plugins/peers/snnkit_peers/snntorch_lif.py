@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from snnkit.neurons import LIFState
-from snnkit_peers.base import PeerMethod, PeerNeuron, exact, import_library
+from snnkit_peers.base import PeerMethod, PeerNeuron, as_float64, import_library
 
 
 class SnntorchNeuron(PeerNeuron):
@@ -25,7 +25,7 @@ class SnntorchNeuron(PeerNeuron):
         synaptic = self.beta is not None
         # float64 tensors: snntorch stores Python floats as float32 buffers, which would
         # round the decays before .to(dtype) (a float64 population would not be float64)
-        kwargs = {"threshold": exact(self.theta)}
+        kwargs = {"threshold": as_float64(self.theta)}
         if self.convention == "snnkit":
             surrogate, theta = self.surrogate, self.theta
             kwargs.update(
@@ -36,9 +36,11 @@ class SnntorchNeuron(PeerNeuron):
                 ),
             )
         if synaptic:
-            module = snn.Synaptic(alpha=exact(self.beta), beta=exact(self.alpha), **kwargs)
+            module = snn.Synaptic(
+                alpha=as_float64(self.beta), beta=as_float64(self.alpha), **kwargs
+            )
         else:
-            module = snn.Leaky(beta=exact(self.alpha), **kwargs)
+            module = snn.Leaky(beta=as_float64(self.alpha), **kwargs)
         return module.to(device=like.device, dtype=like.dtype)
 
     def simulate(self, current, state):
