@@ -102,6 +102,19 @@ def main() -> int:
     return report.returncode
 
 
+def refusals(log: Path) -> dict[str, str]:
+    """Per method, the error line its last ``leaderboard run`` in ``log`` ended with."""
+    out: dict[str, str] = {}
+    grad = None
+    for line in log.read_text().splitlines() if log.exists() else []:
+        if line.startswith("$ "):
+            words = line.split()
+            grad = words[words.index("--grad") + 1] if "--grad" in words else None
+        elif line.startswith("error: ") and grad is not None:
+            out[grad] = line
+    return out
+
+
 def write_page(args, conformance: Path) -> None:
     """docs/leaderboard.md: per task the ranked table, then what the board still lacks."""
     import datetime
@@ -148,7 +161,10 @@ def write_page(args, conformance: Path) -> None:
         "",
         f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} "
         f"CPU cores shared with other work (load average {os.getloadavg()[0]:.1f}), one torch "
-        "thread per run, two runs in parallel: seconds per epoch are this machine's, under that load.",
+        "thread per run, two runs in parallel: seconds per epoch are this machine's under a load",
+        "that varied over the hours the board ran: they are not comparable between rows.",
+        "Entries of equal accuracy are ordered by name (Randman's recipe reaches 100 % with most",
+        "methods).",
         "Columns: see `snnkit leaderboard report` (docs/guide.md); *setting* is the diff against",
         "the task's recipe, *grad. error* the worst relative gradient error against the",
         "method's oracle over the float64 conformance cases (`snnkit conformance --json`).",
@@ -159,8 +175,10 @@ def write_page(args, conformance: Path) -> None:
         lines += [f"## {task}", ""]
         lines += [render(rows, "markdown") if rows else "No completed run yet.\n"]
         done = {(e.method, s) for e in rows for s in e.seeds}
+        refused = refusals(args.out / f"{task}.log")
         missing = [
             f"{g} (seeds {', '.join(str(s) for s in range(args.seeds) if (g, s) not in done)})"
+            + (f' — refused: "{refused[g][len("error: ") :]}"' if g in refused else "")
             for g in grads
             if any((g, s) not in done for s in range(args.seeds))
         ]
