@@ -44,7 +44,8 @@ def tasks(board: list[Entry]) -> list[str]:
 
 
 def _name(e: Entry) -> str:
-    return f"{e.method}" + (f" [{e.label}]" if e.label else "")
+    """The legend's name: method and rank (settings are in the table, never in a legend)."""
+    return e.method
 
 
 def _colour(k: int):
@@ -190,11 +191,12 @@ _NUMERIC = {"#", "test accuracy", "at best val.", "s / epoch", "peak MB", "spike
 
 
 def _table(entries: list[Entry]) -> str:
-    headers = [h for h in HEADERS if h != "task"] + ["vs the recipe"]
+    # the settings as a diff against the recipe, not against the other entries
+    headers = [h for h in HEADERS if h not in ("task", "setting")] + ["vs the recipe"]
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     rows = []
     for e in entries:
-        values = [c for h, c in zip(HEADERS, cells(e), strict=True) if h != "task"]
+        values = [c for h, c in zip(HEADERS, cells(e), strict=True) if h not in ("task", "setting")]
         values.append(e.recipe_diff or "the recipe")
         tds = "".join(
             f'<td class="num">{html.escape(v)}</td>'
