@@ -167,7 +167,8 @@ def write_page(args, conformance: Path) -> None:
         "methods).",
         "Columns: see `snnkit leaderboard report` (docs/guide.md); *setting* is the diff against",
         "the task's recipe, *grad. error* the worst relative gradient error against the",
-        "method's oracle over the float64 conformance cases (`snnkit conformance --json`).",
+        "method's oracle over the float64 conformance cases (`snnkit conformance --json`); why",
+        "the peers' differ: [results.md](results.md#peer-libraries-against-the-bptt-oracle-2026-12-02).",
         "",
     ]
     for task in ("yinyang", "randman"):
