@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml constraints.txt
 # the tests also need the datasets extra (tonic, h5py): tests/test_neuromorphic.py runs
 # tonic's real loaders on fixture files; the plot extra (matplotlib) for the PNG
 # leaderboard; the nir extra for the NIR round trips; the ray extra for the leaderboard
-# grids on a real local Ray cluster; `make run` needs none of them
+# grids on a real local Ray cluster; the peers extra (tests/test_peers.py checks snntorch,
+# norse, spikingjelly, sinabs); `make run` needs none of them
 DATASETS := $(VENV)/.datasets-installed
 $(DATASETS): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[datasets,plot,nir,ray]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[datasets,plot,nir,ray,peers]"
 	touch $(DATASETS)
 
 run: $(STAMP)

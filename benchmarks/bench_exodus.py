@@ -67,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per measurement")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--peers", action="store_true", help="also time the peer libraries")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also time the installed peer libraries (snnkit[peers]), in snnkit's LIF "
+        "convention and in their own (NAME:convention=library)",
+    )
     parser.add_argument(
         "--variants",
         nargs="*",
@@ -88,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     devices = args.device or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if args.out is not None and len(devices) != 1:
         parser.error("--out needs exactly one --device")
-    methods = ["exodus", *args.variants] + (list(PEERS) if args.peers else [])
+    # each peer configured to snnkit's LIF and, separately, as its library's users run it
+    peers = [v for p in PEERS for v in (p, f"{p}:convention=library")] if args.peers else []
+    methods = ["exodus", *args.variants, *peers]
     configs = configs_for(args.sizes, args.parts, args.trainable_sizes)
     console = Console(width=200)
     for device in devices:

@@ -125,6 +125,15 @@ def _pytest_gpu(tmp: Path) -> dict:
     return result
 
 
+def _own_methods() -> list[str]:
+    """``--grad`` for every installed method but the peer libraries' (the peers plugin's:
+    they are compared with the oracle, not required to match it; docs/results.md)."""
+    from snnkit.registry import get_registry
+
+    entries = get_registry().listing("gradient")
+    return [a for e in entries if e.plugin.name != "peers" for a in ("--grad", e.name)]
+
+
 def _conformance(tmp: Path) -> dict:
     out = tmp / "conformance.json"
     result = _run(
@@ -134,6 +143,7 @@ def _conformance(tmp: Path) -> dict:
             "-m",
             "snnkit.cli",
             "conformance",
+            *_own_methods(),
             "--device",
             "cuda",
             "--dtype",

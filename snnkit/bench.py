@@ -19,15 +19,16 @@ distinct storages packed by ``torch.autograd.graph.saved_tensors_hooks``; custom
 autograd Functions show what they ``save_for_backward``), and on CUDA the peak
 allocated memory of one iteration.
 
-Peer libraries (snntorch, norse, spikingjelly, sinabs, sinabs-exodus) can be named as
-methods; each adapter imports its library on use and the measurement is recorded as
-skipped ("not installed") when it is missing. None of them is a dependency of snnkit.
+Peer libraries (snntorch, norse, spikingjelly, sinabs) are methods of the bundled peers
+plugin (``pip install 'snnkit[peers]'``), measured through the same neuron module as in
+training and conformance; ``NAME:convention=library`` runs a peer with its library's
+defaults instead of snnkit's LIF convention. A peer whose library is not installed is
+recorded as skipped ("not installed"). None of them is a dependency of snnkit.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import inspect
 import math
 import os
 import platform
@@ -255,8 +256,6 @@ def _snnkit_runner(name: str, cfg: BenchConfig, device, dtype, seed: int) -> _Ru
     from snnkit.registry import get_registry
 
     name, options = method_options(name)
-    if options and cfg.part == "neuron":
-        raise _Skip("layer options shape the whole layer; the neuron part times dynamics alone")
     method = get_registry().gradient(name)
     neuron = LIF(tau_mem=TAU_MEM)
     reason = method.supports(neuron)
@@ -268,7 +267,16 @@ def _snnkit_runner(name: str, cfg: BenchConfig, device, dtype, seed: int) -> _Ru
     torch.manual_seed(seed)
     train = {"train_tau": True, "train_threshold": True} if cfg.trainable else {}
     if cfg.part == "neuron":
-        neurons = method.neuron(neuron, cfg.neurons, **train).to(device=device, dtype=dtype)
+        try:
+            neurons = method.neuron(neuron, cfg.neurons, **train, **options)
+        except TypeError:  # e.g. exodus:save=input
+            raise _Skip(
+                f"{', '.join(options)}: layer options; the neuron part times dynamics alone"
+            ) from None
+        except SnnkitError as exc:  # e.g. a peer with trained tau and threshold
+            raise _Skip(str(exc)) from None
+        neurons = neurons.to(device=device, dtype=dtype)
+        notes += getattr(neurons, "notes", [])
         current = _current(cfg, device, dtype, seed).requires_grad_()
 
         def forward() -> torch.Tensor:
@@ -277,8 +285,14 @@ def _snnkit_runner(name: str, cfg: BenchConfig, device, dtype, seed: int) -> _Ru
 
         return _Runner(forward, [current, *neurons.params.parameters()], notes)
 
-    layer = method.layer(neuron, cfg.neurons, cfg.neurons, **train, **options)
+    try:
+        layer = method.layer(neuron, cfg.neurons, cfg.neurons, **train, **options)
+    except SnnkitError as exc:
+        if not _is_peer(name):
+            raise
+        raise _Skip(str(exc)) from None
     layer = layer.to(device=device, dtype=dtype)
+    notes += getattr(getattr(layer, "neurons", None), "notes", [])
 
     with torch.no_grad():
         layer.weight.copy_(_linear_weight(cfg, device, dtype, seed))
@@ -293,174 +307,24 @@ def _snnkit_runner(name: str, cfg: BenchConfig, device, dtype, seed: int) -> _Ru
 
 # --------------------------------------------------------------------------- peer libraries
 
-
-def _peer_runner(
-    cfg: BenchConfig,
-    device,
-    dtype,
-    seed: int,
-    make_dynamics: Callable[[], tuple[Callable[[torch.Tensor], torch.Tensor], float]],
-    notes: list[str],
-) -> _Runner:
-    """Wrap a peer neuron ``dynamics(current[T,B,N]) -> spikes[T,B,N]`` into a runner.
-
-    ``make_dynamics`` returns the dynamics and the factor its input current is divided
-    by so that the membrane equation matches ``LIF(tau_mem=10)`` (norse scales the
-    input by ``dt / tau_mem``).
-    """
-    dynamics, input_scale = make_dynamics()
-    if cfg.part == "neuron":
-        current = (_current(cfg, device, dtype, seed) / input_scale).requires_grad_()
-        return _Runner(lambda: dynamics(current), [current], notes)
-    weight = (_linear_weight(cfg, device, dtype, seed) / input_scale).requires_grad_()
-    x = _input_spikes(cfg, device, dtype, seed)
-    return _Runner(lambda: dynamics(torch.matmul(x, weight.t())), [weight], notes)
-
-
-def _import(module: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise _Skip("not installed") from None
-    except Exception as exc:  # a broken install must not stop the benchmark
-        raise _Skip(f"failed to import {module}: {type(exc).__name__}: {exc}") from None
-
-
-def _alpha() -> float:
-    return math.exp(-1.0 / TAU_MEM)
-
-
-def _snntorch(cfg, device, dtype, seed) -> _Runner:
-    snn = _import("snntorch")
-
-    def make():
-        lif = snn.Leaky(beta=_alpha(), threshold=1.0, reset_mechanism="subtract")
-        lif = lif.to(device=device, dtype=dtype)
-
-        def dynamics(current: torch.Tensor) -> torch.Tensor:
-            mem = torch.zeros_like(current[0])
-            spikes = []
-            for t in range(current.shape[0]):
-                spk, mem = lif(current[t], mem)
-                spikes.append(spk)
-            return torch.stack(spikes)
-
-        return dynamics, 1.0
-
-    notes = ["snntorch.Leaky stepped in a Python loop, its default surrogate"]
-    return _peer_runner(cfg, device, dtype, seed, make, notes)
-
-
-def _norse(cfg, device, dtype, seed) -> _Runner:
-    norse = _import("norse.torch")
-
-    def make():
-        dt = 1e-3
-        # norse: v <- v + dt * tau_mem_inv * (v_leak - v + i); decay 1 - dt*tau_mem_inv = alpha
-        tau_mem_inv = (1.0 - _alpha()) / dt
-        params = norse.LIFBoxParameters(
-            tau_mem_inv=torch.as_tensor(tau_mem_inv), v_th=torch.as_tensor(1.0)
-        )
-        box = getattr(norse, "LIFBox", None)
-        if box is not None:
-            module = box(p=params, dt=dt).to(device=device, dtype=dtype)
-
-            def dynamics(current: torch.Tensor) -> torch.Tensor:
-                return module(current)[0]
-
-        else:
-            cell = norse.LIFBoxCell(p=params, dt=dt).to(device=device, dtype=dtype)
-
-            def dynamics(current: torch.Tensor) -> torch.Tensor:
-                state, spikes = None, []
-                for t in range(current.shape[0]):
-                    z, state = cell(current[t], state)
-                    spikes.append(z)
-                return torch.stack(spikes)
-
-        return dynamics, dt * tau_mem_inv
-
-    notes = ["norse LIFBox: reset to zero (not subtractive), its default surrogate"]
-    return _peer_runner(cfg, device, dtype, seed, make, notes)
-
-
-def _spikingjelly(cfg, device, dtype, seed) -> _Runner:
-    neuron = _import("spikingjelly.activation_based.neuron")
-    options = {}
-    if "backend" in inspect.signature(neuron.LIFNode).parameters:  # spikingjelly < 2.0
-        options["backend"] = "cupy" if device.type == "cuda" else "torch"
-    backend = options.get("backend", "default")
-
-    def make():
-        # decay_input=False, v_reset=None: H = (1 - 1/tau) V + X, soft (subtractive) reset
-        node = neuron.LIFNode(
-            tau=1.0 / (1.0 - _alpha()),
-            decay_input=False,
-            v_threshold=1.0,
-            v_reset=None,
-            detach_reset=False,
-            step_mode="m",
-            **options,
-        ).to(device=device, dtype=dtype)
-
-        def dynamics(current: torch.Tensor) -> torch.Tensor:
-            node.reset()
-            return node(current)
-
-        return dynamics, 1.0
-
-    notes = [f"spikingjelly LIFNode multi-step, backend {backend}, its default surrogate"]
-    return _peer_runner(cfg, device, dtype, seed, make, notes)
-
-
-def _sinabs_layers(module: str, cfg, device, dtype, seed, note: str) -> _Runner:
-    layers = _import(module)
-
-    def make():
-        lif = layers.LIF(tau_mem=TAU_MEM, spike_threshold=1.0, norm_input=False)
-        lif = lif.to(device=device, dtype=dtype)
-
-        def dynamics(current: torch.Tensor) -> torch.Tensor:
-            lif.reset_states()
-            return lif(current.transpose(0, 1)).transpose(0, 1)  # sinabs is batch-first
-
-        return dynamics, 1.0
-
-    return _peer_runner(cfg, device, dtype, seed, make, [note])
-
-
-def _sinabs(cfg, device, dtype, seed) -> _Runner:
-    note = "sinabs.layers.LIF (autograd BPTT), single exponential surrogate"
-    return _sinabs_layers("sinabs.layers", cfg, device, dtype, seed, note)
-
-
-def _sinabs_exodus(cfg, device, dtype, seed) -> _Runner:
-    _import("sinabs.exodus")
-    if device.type != "cuda":
-        raise _Skip("sinabs-exodus runs on CUDA only")
-    note = "sinabs-exodus LIF (the authors' CUDA kernels)"
-    return _sinabs_layers("sinabs.exodus.layers", cfg, device, dtype, seed, note)
-
-
-PEERS: dict[str, Callable[..., _Runner]] = {
-    "snntorch": _snntorch,
-    "norse": _norse,
-    "spikingjelly": _spikingjelly,
-    "sinabs": _sinabs,
-    "sinabs-exodus": _sinabs_exodus,
-}
+# Methods of the bundled peers plugin (snnkit[peers]): registered only where their library
+# is installed, so a missing one is a skipped measurement here, not an unknown method.
+PEERS: tuple[str, ...] = ("snntorch", "norse", "spikingjelly", "sinabs")
 
 
 # --------------------------------------------------------------------------- running
 
 
+def _is_peer(name: str) -> bool:
+    return method_options(name)[0] in PEERS
+
+
 def _runner(name: str, cfg: BenchConfig, device, dtype, seed: int) -> _Runner:
-    if name in PEERS:
-        if cfg.trainable:
-            raise _Skip("the peer adapters time fixed neuron parameters only")
-        return PEERS[name](cfg, device, dtype, seed)
+    if _is_peer(name):
+        from snnkit.registry import get_registry
+
+        if method_options(name)[0] not in get_registry().names("gradient"):
+            raise _Skip("not installed (pip install 'snnkit[peers]')")
     return _snnkit_runner(name, cfg, device, dtype, seed)
 
 
@@ -527,7 +391,7 @@ def _measure(
         result.skipped = str(skip)
         return result
     except Exception as exc:
-        if name not in PEERS:
+        if not _is_peer(name):
             raise
         result.skipped = f"adapter failed: {type(exc).__name__}: {exc}"
         return result
@@ -537,7 +401,7 @@ def _measure(
             runner, result, cfg, device, dtype, repeats, untimed, timeout_s, seed, history
         )
     except Exception as exc:
-        if name not in PEERS:
+        if not _is_peer(name):
             raise
         result.skipped = f"failed while running: {type(exc).__name__}: {exc}"
         return result

@@ -775,15 +775,104 @@ def leaderboard_export(
     dataset: TaskOption = None,
     grad: GradsOption = None,
     min_seeds: MinSeedsOption = 1,
+    conformance: ConformanceOption = None,
 ) -> None:
-    """Write the leaderboard as Markdown, CSV, HTML, JSON or a PNG plot."""
+    """Write the leaderboard as Markdown, CSV, HTML, JSON or a PNG plot (per task: accuracy
+    against time per epoch and learning curves)."""
     from snnkit.leaderboard import check_format, write
 
     check_format(out, fmt)
     writable_file(out, "leaderboard export")
+    errors = _conformance_file(conformance)
     board, _ = _board(db, dataset, grad, min_seeds)
+    for entry in board if errors is not None else []:
+        entry.conformance = errors.get(entry.method, "not checked")
     written = write(board, out, fmt)
     console.print(Text(f"wrote {out} ({written}, {len(board)} entries)"))
+
+
+ConformanceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--conformance",
+        help="A `snnkit conformance --json` file: each method's gradient error on the board.",
+    ),
+]
+
+
+def _conformance_file(path: Path | None) -> dict[str, str] | None:
+    """Per method, its gradient error from a ``snnkit conformance --json`` file (None: no file)."""
+    from snnkit.leaderboard import conformance_errors
+
+    if path is None:
+        return None
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SnnkitError(
+            f"--conformance {path}: no such file; write one with `snnkit conformance --json {path}`"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SnnkitError(
+            f"--conformance {path}: not a `snnkit conformance --json` file ({exc})"
+        ) from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("results"), list):
+        raise SnnkitError(
+            f"--conformance {path}: not a `snnkit conformance --json` file (no results list)"
+        )
+    return conformance_errors(payload)
+
+
+@leaderboard_app.command("report")
+@user_errors
+def leaderboard_report(
+    out: Annotated[Path, typer.Argument(help="HTML file to write (self-contained).")],
+    db: DbOption = Path("snnkit-results.db"),
+    dataset: TaskOption = None,
+    grad: GradsOption = None,
+    min_seeds: MinSeedsOption = 1,
+    conformance: ConformanceOption = None,
+) -> None:
+    """One self-contained HTML page: per task the ranked table (accuracy, time, memory,
+    gradient error, spike activity, settings against the task's recipe), accuracy against
+    time per epoch with the Pareto front, and learning curves over seeds."""
+    from snnkit.paths import writable_file
+    from snnkit.report import annotate, html_report
+
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise SnnkitError(f"{out}: the report is an HTML page; name it *.html")
+    writable_file(out, "leaderboard report")
+    errors = _conformance_file(conformance)
+    board, unfinished = _board(db, dataset, grad, min_seeds)
+    registry = _registry()
+
+    def recipe_of(task):
+        try:
+            return dict(registry.dataset(task).defaults or {})
+        except SnnkitError:
+            return None
+
+    def is_events(method):
+        try:
+            return registry.gradient(method).representation == "events"
+        except SnnkitError:
+            return False
+
+    annotate(board, recipe_of, is_events, errors)
+    recipes = {
+        t: ", ".join(f"{k}={v}" for k, v in (recipe_of(t) or {}).items() if k != "events")
+        for t in {e.dataset for e in board}
+    }
+    notes = [f"{len(unfinished)} run(s) still training or stale, not ranked"] if unfinished else []
+    if errors is None:
+        notes.append("gradient errors: not checked (pass --conformance FILE)")
+    page = html_report(board, title=f"snnkit leaderboard · {db.name}", recipes=recipes, notes=notes)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(page)
+    tmp.replace(out)
+    console.print(
+        Text(f"wrote {out} ({len(board)} entries, {len({e.dataset for e in board})} task(s))")
+    )
 
 
 @leaderboard_app.command("run")
@@ -1054,7 +1143,16 @@ def bench(
     ] = None,
 ) -> None:
     """Time forward+backward and saved memory of methods against BPTT, in one run."""
-    from snnkit.bench import DEFAULT_SIZES, PARTS, BenchConfig, results_table, run_bench, to_json
+    from snnkit.bench import (
+        DEFAULT_SIZES,
+        PARTS,
+        PEERS,
+        BenchConfig,
+        method_options,
+        results_table,
+        run_bench,
+        to_json,
+    )
     from snnkit.train import DTYPES, check_device
 
     registry = _registry()
@@ -1062,7 +1160,9 @@ def bench(
         m for m in registry.available("gradient") if registry.gradient(m).representation == "raster"
     ]
     for name in methods:
-        registry.gradient(name)  # unknown names: one clear line
+        base = method_options(name)[0]  # NAME:KEY=VALUE,...
+        if base not in PEERS:  # a peer not installed is a skipped measurement
+            registry.gradient(base)  # unknown names: one clear line
     if dtype not in DTYPES:
         raise SnnkitError(f"--dtype must be float32 or float64, got {dtype!r}")
     check_device(device)

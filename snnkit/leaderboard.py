@@ -16,7 +16,8 @@ import hashlib
 import html
 import io
 import json
-from collections.abc import Iterable
+import statistics
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,12 +72,14 @@ class Entry:
     label: str = ""  # the options that set this entry apart within its task
     rank: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    recipe_diff: str = ""  # the options that differ from the task's recipe
+    conformance: str = "not checked"  # the method's gradient error against its oracle
 
     @property
     def seeds(self) -> list[int]:
         return sorted({r.seed for r in self.runs})
 
-    def stats(self, metric: str) -> SeedStats:
+    def stats(self, metric: str | Callable[[RunRecord], Any]) -> SeedStats:
         """``metric`` over this entry's seeds (a record field or a key of its summary)."""
         return over_seeds(self.runs, metric)
 
@@ -90,15 +93,65 @@ class Entry:
         return self.stats("test_accuracy").std
 
     @property
+    def best_validation_accuracy(self) -> SeedStats:
+        """Test accuracy at each seed's best validation epoch (model selection on validation)."""
+        return self.stats("test_accuracy_at_best_validation")
+
+    @property
     def seconds_per_epoch(self) -> float | None:
-        return self.stats("seconds_per_epoch").mean
+        """Median over every recorded epoch of every seed (a seed's repeated runs once)."""
+        seconds = [
+            e["seconds"]
+            for r in self.distinct_runs
+            for e in r.epochs
+            if isinstance(e.get("seconds"), int | float)
+        ]
+        return statistics.median(seconds) if seconds else self.stats("seconds_per_epoch").mean
 
     @property
     def peak_memory_mb(self) -> float | None:
         return self.stats("peak_memory_mb").max
 
+    @property
+    def spike_rate(self) -> SeedStats:
+        """Mean spike rate of the hidden layers at the last epoch (spikes per neuron-step)."""
+        return self.stats(lambda r: _mean(r.summary.get("spike_rate")))
+
+    @property
+    def dead_fraction(self) -> SeedStats:
+        """Fraction of hidden neurons that never fired over an epoch, at the last epoch."""
+        return self.stats(lambda r: _mean(r.summary.get("dead_fraction")))
+
+    @property
+    def duplicates(self) -> int:
+        """Runs beyond one per seed: averaged into their seed (each seed weighs once)."""
+        return len(self.runs) - len(self.seeds)
+
+    @property
+    def distinct_runs(self) -> list[RunRecord]:
+        """One run per seed (the latest), for what cannot be averaged (epoch rows)."""
+        latest: dict[int, RunRecord] = {}
+        for r in sorted(self.runs, key=lambda r: r.id):
+            latest[r.seed] = r
+        return [latest[s] for s in sorted(latest)]
+
+    def curve(self, metric: str = "validation_accuracy") -> list[tuple[int, float, float, float]]:
+        """``metric`` per epoch over seeds: (epoch, mean, min, max) for the epochs every
+        seed reached."""
+        per_seed = [
+            {e["epoch"]: e[metric] for e in r.epochs if isinstance(e.get(metric), int | float)}
+            for r in self.distinct_runs
+        ]
+        epochs = sorted(set.intersection(*(set(p) for p in per_seed))) if per_seed else []
+        out = []
+        for epoch in epochs:
+            values = [p[epoch] for p in per_seed]
+            out.append((epoch, statistics.fmean(values), min(values), max(values)))
+        return out
+
     def row(self) -> dict[str, Any]:
         """Plain values, for CSV and JSON."""
+        best = self.best_validation_accuracy
         return {
             "rank": self.rank,
             "dataset": self.dataset,
@@ -106,13 +159,28 @@ class Entry:
             "neuron": self.neuron,
             "setting": self.label,
             "setting_id": self.setting,
+            "recipe_diff": self.recipe_diff,
             "runs": len(self.runs),
             "seeds": self.seeds,
+            "duplicate_runs": self.duplicates,
             "test_accuracy_mean": self.accuracy_mean,
             "test_accuracy_std": self.accuracy_std,
-            "seconds_per_epoch": self.seconds_per_epoch,
+            "best_validation_test_accuracy_mean": best.mean,
+            "best_validation_test_accuracy_std": best.std,
+            "seconds_per_epoch_median": self.seconds_per_epoch,
             "peak_memory_mb": self.peak_memory_mb,
+            "gradient_error": self.conformance,
+            "hidden_spike_rate": self.spike_rate.mean,
+            "hidden_dead_fraction": self.dead_fraction.mean,
         }
+
+
+def _mean(values: Any) -> float | None:
+    """The mean of a list of numbers (per-layer metrics), or the number itself."""
+    if isinstance(values, int | float) and not isinstance(values, bool):
+        return float(values)
+    numbers = [v for v in values or [] if isinstance(v, int | float)]
+    return statistics.fmean(numbers) if numbers else None
 
 
 def _label(options: dict[str, Any], others: list[dict[str, Any]]) -> str:
@@ -173,21 +241,92 @@ def _number(value: float | None, digits: int) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-HEADERS = ("#", "task", "method", "neuron", "setting", "seeds", "test accuracy", "s / epoch")
+HEADERS = (
+    "#",
+    "task",
+    "method",
+    "neuron",
+    "setting",
+    "seeds",
+    "test accuracy",
+    "at best val.",
+    "s / epoch",
+    "peak MB",
+    "grad. error",
+    "spikes",
+    "dead",
+)
+
+
+def _fraction(stats: SeedStats) -> str:
+    return "—" if stats.mean is None else f"{stats.mean:.3f}"
 
 
 def cells(entry: Entry) -> tuple[str, ...]:
     """The displayed cells of one entry, in :data:`HEADERS` order."""
+    seeds = f"{len(entry.seeds)} ({','.join(map(str, entry.seeds))})"
+    if entry.duplicates:
+        seeds += f" +{entry.duplicates} repeat(s) averaged"
+    best = entry.best_validation_accuracy
     return (
         str(entry.rank),
         entry.dataset,
         entry.method,
         entry.neuron,
         entry.label or "—",
-        f"{len(entry.seeds)} ({','.join(map(str, entry.seeds))})",
+        seeds,
         _percent(entry.accuracy_mean, entry.accuracy_std),
+        _percent(best.mean, best.std),
         _number(entry.seconds_per_epoch, 2),
+        _number(entry.peak_memory_mb, 0),
+        entry.conformance,
+        _fraction(entry.spike_rate),
+        _fraction(entry.dead_fraction),
     )
+
+
+def recipe_diff(options: dict[str, Any], recipe: dict[str, Any], *, events: bool = False) -> str:
+    """``options`` as a compact diff against a dataset's ``recipe`` (its event-method part
+    when ``events``): ``key=value`` for each recipe option the entry changed, nested
+    options as ``key.sub=value``; options the recipe does not set are left out."""
+    base = {k: v for k, v in recipe.items() if k != "events"}
+    if events:
+        base |= recipe.get("events", {})
+    per_kind = base.get("neuron_options", {})
+    base["neuron_options"] = per_kind.get(options.get("neuron"), {})
+    changed = []
+    for key in sorted(set(base) & set(options) - set(_OWN_COLUMNS)):
+        ours, theirs = _plain(options[key]), _plain(base[key])
+        if isinstance(ours, dict) or isinstance(theirs, dict):
+            ours, theirs = ours or {}, theirs or {}
+            changed += [
+                f"{key}.{k}={_short(ours.get(k))}"
+                for k in sorted(set(ours) | set(theirs))
+                if ours.get(k) != theirs.get(k)
+            ]
+        elif str(ours) != str(theirs):
+            changed.append(f"{key}={_short(ours)}")
+    return ", ".join(changed)
+
+
+def conformance_errors(payload: dict[str, Any], dtype: str = "float64") -> dict[str, str]:
+    """Per method, its gradient error against its oracle from a ``snnkit conformance
+    --json`` file: the worst relative error over the cases it ran in ``dtype`` and how many
+    passed, e.g. ``3e-15 (14/14)``, or ``fails 3/14 (worst 2e-01)``."""
+    by_method: dict[str, list[dict]] = {}
+    for r in payload.get("results", []):
+        if r.get("dtype") == dtype and r.get("status") in ("passed", "failed", "error"):
+            by_method.setdefault(r["method"], []).append(r)
+    out = {}
+    for method, rows in by_method.items():
+        errors = [r["max_rel_err"] for r in rows if r.get("max_rel_err") is not None]
+        worst = f"{max(errors):.0e}" if errors else "—"
+        passed = sum(r["status"] == "passed" for r in rows)
+        if passed == len(rows):
+            out[method] = f"{worst} ({passed}/{len(rows)})"
+        else:
+            out[method] = f"fails {len(rows) - passed}/{len(rows)} (worst {worst})"
+    return out
 
 
 def render(board: list[Entry], fmt: str) -> str:
@@ -220,36 +359,6 @@ def render(board: list[Entry], fmt: str) -> str:
     raise SnnkitError(f"unknown leaderboard format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-def _plot(board: list[Entry], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SnnkitError(
-            "a PNG leaderboard needs matplotlib: pip install 'snnkit[plot]'"
-        ) from None
-    tasks = sorted({e.dataset for e in board})
-    fig, axes = plt.subplots(
-        len(tasks), 1, figsize=(7, 0.5 + 0.45 * len(board) + len(tasks)), squeeze=False
-    )
-    for ax, task in zip(axes[:, 0], tasks, strict=True):
-        rows = [e for e in board if e.dataset == task and e.accuracy_mean is not None][::-1]
-        names = [f"{e.method} · {e.neuron}" + (f"\n{e.label}" if e.label else "") for e in rows]
-        means = [100 * e.accuracy_mean for e in rows]
-        stds = [100 * (e.accuracy_std or 0.0) for e in rows]
-        ax.barh(range(len(rows)), means, xerr=stds, color="tab:blue", capsize=3)
-        ax.set_yticks(range(len(rows)), names, fontsize=7)
-        low = min((m - s for m, s in zip(means, stds, strict=True)), default=0.0)
-        ax.set_xlim(max(0.0, low - 5), 100)
-        ax.set_xlabel("test accuracy (%), mean ± std over seeds")
-        ax.set_title(task)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, format="png")
-    plt.close(fig)
-
-
 def check_format(path: Path, fmt: str | None = None) -> str:
     """The format to write ``path`` in: ``fmt`` if given (checked), else from the suffix."""
     if fmt is not None:
@@ -274,7 +383,9 @@ def write(board: list[Entry], path: Path, fmt: str | None = None) -> str:
         raise SnnkitError("no completed runs to rank; train some with `snnkit leaderboard run`")
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "png":
-        _plot(board, tmp)
+        from snnkit.report import write_png
+
+        write_png(board, tmp)
     else:
         tmp.write_text(render(board, fmt))
     tmp.replace(path)  # atomic: never a half-written file

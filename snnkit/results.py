@@ -22,7 +22,7 @@ import sqlite3
 import statistics
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -169,14 +169,17 @@ class SeedStats:
         return max(self.per_seed.values()) if self.per_seed else None
 
 
-def over_seeds(records: Iterable[RunRecord], metric: str) -> SeedStats:
+def over_seeds(records: Iterable[RunRecord], metric: str | Callable[[RunRecord], Any]) -> SeedStats:
     """``metric`` (a :class:`RunRecord` field such as ``test_accuracy``, else a key of its
-    ``summary``) per seed, for the runs that have it."""
+    ``summary``, or a function of a record) per seed, for the runs that have it."""
     values: dict[int, list[float]] = {}
     for record in records:
-        value = getattr(record, metric, None)
-        if value is None:
-            value = record.summary.get(metric)
+        if callable(metric):
+            value = metric(record)
+        else:
+            value = getattr(record, metric, None)
+            if value is None:
+                value = record.summary.get(metric)
         if isinstance(value, int | float) and not isinstance(value, bool):
             values.setdefault(record.seed, []).append(float(value))
     return SeedStats({seed: statistics.fmean(v) for seed, v in sorted(values.items())})

@@ -139,6 +139,24 @@ CASES = [
     *case(f"{UNWRITABLE}.md", base=["leaderboard", "export", "--db", "one.db"], words=UNWRITABLE),
     *case("a-dir", base=["leaderboard", "export", "--db", "one.db"], words="a-dir"),
     *case(base=["leaderboard", "export"], words="'out'"),
+    *values(
+        "--conformance",
+        "nosuch.json",
+        "a-file",
+        "a-dir",
+        base=["leaderboard", "export", "b.md", "--db", "one.db"],
+        words="--conformance",
+    ),  # fmt: skip
+    *case("b.md", base=["leaderboard", "report", "--db", "one.db"], words="HTML page"),
+    *case("b.html", base=["leaderboard", "report", "--db", "empty.db"], words="no completed runs"),
+    *case(f"{UNWRITABLE}.html", base=["leaderboard", "report", "--db", "one.db"], words=UNWRITABLE),
+    *values(
+        "--conformance",
+        "nosuch.json",
+        "a-file",
+        base=["leaderboard", "report", "b.html", "--db", "one.db"],
+        words="--conformance",
+    ),  # fmt: skip
     *case(base=["leaderboard", "run"], words="--grad"),
     *values("--grad", "nope", base=["leaderboard", "run", "--db", "r.db", "--out", "ck"]),
     *values(

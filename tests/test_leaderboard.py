@@ -84,7 +84,8 @@ def test_renderers(db):
     markdown = leaderboard.render(board, "markdown").splitlines()
     assert markdown[0].startswith("| # | task | method")
     assert (
-        "| 1 | yinyang | exodus | lif | epochs=30 | 3 (0,1,2) | 97.50 ± 0.50 % | 2.00 |" in markdown
+        "| 1 | yinyang | exodus | lif | epochs=30 | 3 (0,1,2) | 97.50 ± 0.50 % | — | 2.00 | — "
+        "| not checked | — | — |" in markdown
     )
     rows = list(csv.DictReader(io.StringIO(leaderboard.render(board, "csv"))))
     assert [r["method"] for r in rows] == ["exodus", "bptt", "bptt"]

@@ -1,0 +1,198 @@
+"""The project's own leaderboard: every installed method on Yin-Yang and Randman, then the
+published page ``docs/leaderboard.md`` and the HTML report.
+
+    python benchmarks/board.py                              # 5 seeds, both tasks, every method
+    python benchmarks/board.py --seeds 1 --grad exodus --grad snntorch
+    python benchmarks/board.py --report-only                # pages from the store as it is
+
+Each (task, method, seed) is ``snnkit leaderboard run --dataset TASK --grad METHOD --seeds
+S+1`` in a subprocess, on one thread: the method's documented recipe (the dataset's recipe
+and the method's own run defaults), nothing tuned here. Seeds are the outer loop, so an
+interrupted board has every method at the same number of seeds; rerunning it resumes
+(recorded runs are skipped, interrupted ones continue from their checkpoint). The two
+tasks train in parallel. The store is ``board.db`` and checkpoints go to ``runs/board``
+(neither committed); ``--report-only`` skips training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKS = ("yinyang", "randman")
+# fast methods first, so a board stopped early has the most methods
+ORDER = (
+    "exodus",
+    "bptt",
+    "slayer",
+    "rouser",
+    "bptt-detached-reset",
+    "eventprop",
+    "eest",
+    "snntorch",
+    "sinabs",
+    "spikingjelly",
+    "norse",
+    "exact-autograd",
+)
+
+
+def snnkit(*args: str) -> list[str]:
+    return [sys.executable, "-m", "snnkit.cli", *args]
+
+
+def methods(wanted: list[str] | None) -> list[str]:
+    from snnkit.registry import get_registry
+
+    installed = set(get_registry().names("gradient"))
+    chosen = wanted or [m for m in ORDER if m in installed]
+    return chosen + [m for m in sorted(installed) if not wanted and m not in chosen]
+
+
+def train_task(task: str, grads: list[str], seeds: int, db: Path, out: Path, log: Path) -> None:
+    with log.open("a") as sink:
+        for seed in range(seeds):
+            for grad in grads:
+                cmd = snnkit(
+                    "leaderboard", "run", "--dataset", task, "--grad", grad,
+                    "--seeds", str(seed + 1), "--db", str(db), "--out", str(out),
+                    "--threads", "1", "--no-progress",
+                )  # fmt: skip
+                sink.write(f"$ {' '.join(cmd[2:])}\n")
+                sink.flush()
+                subprocess.run(cmd, stdout=sink, stderr=subprocess.STDOUT, check=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--task", action="append", choices=TASKS)
+    parser.add_argument("--grad", action="append", help="methods (default: every installed one)")
+    parser.add_argument("--db", type=Path, default=ROOT / "board.db")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "board")
+    parser.add_argument("--page", type=Path, default=ROOT / "docs" / "leaderboard.md")
+    parser.add_argument("--report", type=Path, default=ROOT / "runs" / "board" / "report.html")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        grads = methods(args.grad)
+        args.out.mkdir(parents=True, exist_ok=True)
+        workers = [
+            threading.Thread(
+                target=train_task,
+                args=(task, grads, args.seeds, args.db, args.out, args.out / f"{task}.log"),
+            )
+            for task in args.task or TASKS
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    conformance = args.out / "conformance.json"
+    extra = ["--conformance", str(conformance)] if conformance.exists() else []
+    report = subprocess.run(
+        snnkit("leaderboard", "report", str(args.report), "--db", str(args.db), *extra)
+    )
+    write_page(args, conformance)
+    return report.returncode
+
+
+def refusals(log: Path) -> dict[str, str]:
+    """Per method, the error line its last ``leaderboard run`` in ``log`` ended with."""
+    out: dict[str, str] = {}
+    grad = None
+    for line in log.read_text().splitlines() if log.exists() else []:
+        if line.startswith("$ "):
+            words = line.split()
+            grad = words[words.index("--grad") + 1] if "--grad" in words else None
+        elif line.startswith("error: ") and grad is not None:
+            out[grad] = line
+    return out
+
+
+def write_page(args, conformance: Path) -> None:
+    """docs/leaderboard.md: per task the ranked table, then what the board still lacks."""
+    import datetime
+    import json
+    import os
+
+    from snnkit.leaderboard import conformance_errors, entries, render
+    from snnkit.registry import get_registry
+    from snnkit.report import annotate
+    from snnkit.results import ResultsStore
+
+    registry = get_registry()
+    with ResultsStore(args.db) as store:
+        board = entries(store)
+        running = [r for r in store.runs(status=None) if r.status != "completed"]
+    errors = (
+        conformance_errors(json.loads(conformance.read_text())) if conformance.exists() else None
+    )
+    annotate(
+        board,
+        lambda task: dict(registry.dataset(task).defaults or {}),
+        lambda m: (
+            m in registry.names("gradient") and registry.gradient(m).representation == "events"
+        ),
+        errors,
+    )
+    for e in board:
+        e.label = e.recipe_diff  # the published page shows settings against the recipe
+    grads = methods(args.grad)
+    lines = [
+        "# The snnkit leaderboard",
+        "",
+        "Every bundled method and the peer libraries (`snnkit[peers]`) on Yin-Yang and Randman,",
+        "each with the recipe it documents (the dataset's recipe and the method's own run",
+        "defaults, tuned on validation data only); final-epoch test accuracy. Generated by one",
+        "command from a fresh store (`board.db`), which also writes the HTML report",
+        "(`runs/board/report.html`: Pareto plot of accuracy against time per epoch, learning",
+        "curves; not committed):",
+        "",
+        "```bash",
+        "make setup .venv/.datasets-installed      # the plot and peers extras",
+        "python benchmarks/board.py               # --seeds 5; rerun to resume",
+        "```",
+        "",
+        f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} "
+        f"CPU cores shared with other work (load average {os.getloadavg()[0]:.1f}), one torch "
+        "thread per run, two runs in parallel: seconds per epoch are this machine's under a load",
+        "that varied over the hours the board ran: they are not comparable between rows.",
+        "Entries of equal accuracy are ordered by name (Randman's recipe reaches 100 % with most",
+        "methods).",
+        "Columns: see `snnkit leaderboard report` (docs/guide.md); *setting* is the diff against",
+        "the task's recipe, *grad. error* the worst relative gradient error against the",
+        "method's oracle over the float64 conformance cases (`snnkit conformance --json`); why",
+        "the peers' differ: [results.md](results.md#peer-libraries-against-the-bptt-oracle-2026-12-02).",
+        "",
+    ]
+    for task in ("yinyang", "randman"):
+        rows = [e for e in board if e.dataset == task]
+        lines += [f"## {task}", ""]
+        lines += [render(rows, "markdown") if rows else "No completed run yet.\n"]
+        done = {(e.method, s) for e in rows for s in e.seeds}
+        refused = refusals(args.out / f"{task}.log")
+        missing = [
+            f"{g} (seeds {', '.join(str(s) for s in range(args.seeds) if (g, s) not in done)})"
+            + (f' — refused: "{refused[g][len("error: ") :]}"' if g in refused else "")
+            for g in grads
+            if any((g, s) not in done for s in range(args.seeds))
+        ]
+        if missing:
+            lines += [
+                f"Missing from the {args.seeds}-seed board (not finished by the time this page "
+                f"was generated): {'; '.join(missing)}.",
+                "",
+            ]
+    if running:
+        lines += [f"{len(running)} run(s) were still training or interrupted, not ranked.", ""]
+    args.page.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
