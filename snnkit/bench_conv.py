@@ -227,14 +227,15 @@ def run_conv(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     repeats: int = 3,
-    steps: int = STEPS,
-    batch: int = BATCH,
+    steps: int | None = None,
+    batch: int | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> list[ConvResult]:
     """Whole-network and identity-network times of each method (BPTT and the peers
     always included), neuron cost and ratios against BPTT, all from this one run."""
     device = torch.device(device)
+    steps, batch = steps or STEPS, batch or BATCH
     names = list(dict.fromkeys([BASELINE, *methods, *PEERS]))
     results = []
     for name in names:
