@@ -145,6 +145,9 @@ def _snntorch(modules, x, spiking: bool) -> _Runner:
     snn = _import("snntorch")
     from snntorch import utils
 
+    if spiking and x.dtype != torch.float32:
+        raise _Skip("snntorch.Leaky(init_hidden=True) keeps its state in float32")
+
     alpha = math.exp(-NEURON.dt / NEURON.tau_mem)
 
     def lif() -> nn.Module:
