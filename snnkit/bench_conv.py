@@ -17,7 +17,8 @@ with its spiking neurons replaced by ``nn.Identity`` (same structure: folded con
 for snnkit and spikingjelly, the per-step loop for snntorch); **neuron cost** = whole
 network - that identity network. Times are medians of ``repeats`` forward+backward
 iterations after one warm-up; ``saved_mb`` is what the autograd graph keeps for the
-backward pass (as in ``snnkit bench``).
+backward pass (as in ``snnkit bench``). On a shared machine the process CPU time of an
+iteration (``cpu_ms``, all threads) is steadier than the wall time; both are reported.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -191,6 +193,8 @@ class ConvResult:
     total_ms: float | None = None
     saved_mb: float | None = None
     neuron_ms: float | None = None  # total - the identity network's total (spiking rows)
+    cpu_ms: float | None = None  # process CPU time of forward + backward (all threads)
+    neuron_cpu_ms: float | None = None  # cpu_ms - the identity network's
     ratio_vs_bptt: float | None = None
     neuron_ratio_vs_bptt: float | None = None
     repeats: int = 0
@@ -208,14 +212,17 @@ def _measure(name, spiking, steps, batch, device, dtype, repeats, seed) -> ConvR
     except _Skip as exc:
         result.skipped = str(exc)
         return result
-    forward, backward = [], []
+    forward, backward, cpu = [], [], []
     saved = _SavedBytes()
     with saved.hooks():
         _iteration(runner, r, device)  # warm-up, and the saved bytes of one iteration
     for _ in range(repeats):
+        start = time.process_time()
         f, b, _ = _iteration(runner, r, device)
+        cpu.append(time.process_time() - start)
         forward.append(f)
         backward.append(b)
+    result.cpu_ms = 1e3 * statistics.median(cpu)
     result.forward_ms = 1e3 * statistics.median(forward)
     result.backward_ms = 1e3 * statistics.median(backward)
     result.total_ms = 1e3 * statistics.median(f + b for f, b in zip(forward, backward, strict=True))
@@ -256,6 +263,7 @@ def _derive(results: list[ConvResult]) -> None:
         identity = by.get((r.method, "identity"))
         if r.variant == "spiking" and r.total_ms is not None and identity is not None:
             r.neuron_ms = r.total_ms - identity.total_ms
+            r.neuron_cpu_ms = r.cpu_ms - identity.cpu_ms
     base = by.get((BASELINE, "spiking"))
     for r in results:
         if base is None or r.variant != "spiking" or r.total_ms is None:
@@ -282,11 +290,12 @@ def conv_table(results: list[ConvResult]):
     )
     table = Table(title=title)
     for column in ("method", "neurons", "fwd ms", "bwd ms", "total ms", "saved MB",
-                   "neuron ms", "x bptt", "neurons x bptt", "neurons vs fastest peer"):  # fmt: skip
+                   "neuron ms", "cpu ms", "neuron cpu ms", "x bptt", "neurons x bptt",
+                   "neurons vs fastest peer"):  # fmt: skip
         table.add_column(column, justify="left" if column == "method" else "right")
     for r in results:
         if r.skipped:
-            table.add_row(r.method, r.variant, *["-"] * 7, f"skipped: {r.skipped}")
+            table.add_row(r.method, r.variant, *["-"] * 9, f"skipped: {r.skipped}")
             continue
         vs_peer = (
             f"{peer.neuron_ms / r.neuron_ms:.2f}x"
@@ -296,7 +305,8 @@ def conv_table(results: list[ConvResult]):
         table.add_row(
             r.method, r.variant, f"{r.forward_ms:.0f}", f"{r.backward_ms:.0f}",
             f"{r.total_ms:.0f}", f"{r.saved_mb:.0f}",
-            "" if r.neuron_ms is None else f"{r.neuron_ms:.0f}",
+            "" if r.neuron_ms is None else f"{r.neuron_ms:.0f}", f"{r.cpu_ms:.0f}",
+            "" if r.neuron_cpu_ms is None else f"{r.neuron_cpu_ms:.0f}",
             "" if r.ratio_vs_bptt is None else f"{r.ratio_vs_bptt:.2f}",
             "" if r.neuron_ratio_vs_bptt is None else f"{r.neuron_ratio_vs_bptt:.2f}", vs_peer,
         )  # fmt: skip
