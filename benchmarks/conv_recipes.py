@@ -157,7 +157,9 @@ def main() -> None:
                     done = subprocess.run(cmd, capture_output=True, text=True)
                     line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
                     if done.returncode or not line:
-                        tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+                        tail = (done.stderr.strip().splitlines() or [""])[-1]
+                        if done.returncode < 0:  # e.g. -9: the kernel's OOM killer
+                            tail = f"killed by signal {-done.returncode} {tail}".strip()
                         row = {"dataset": dataset, "grad": grad, "error": tail}
                     else:
                         row = json.loads(line[0][len("RESULT ") :])
