@@ -1141,6 +1141,14 @@ def bench(
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write the results as JSON here.")
     ] = None,
+    conv: Annotated[
+        bool,
+        typer.Option(
+            "--conv",
+            help="The convolutional case instead: the DVS Gesture recipe's conv SNN "
+            "(T=300, B=8) against BPTT and the peers, neuron cost beside (--size/--part unused).",
+        ),
+    ] = False,
 ) -> None:
     """Time forward+backward and saved memory of methods against BPTT, in one run."""
     from snnkit.bench import (
@@ -1185,6 +1193,8 @@ def bench(
     configs = [BenchConfig(t, b, n, p) for t, b, n in (sizes or DEFAULT_SIZES) for p in parts]
     if json_file is not None:
         writable_file(json_file, "--json")
+    if conv:
+        return _bench_conv(methods, device, DTYPES[dtype], repeats, json_file)
     with err_console.status("benchmarking") as status:
         results = run_bench(
             methods,
@@ -1259,6 +1269,20 @@ def _checkpoint_of(source: str, db: Path, name: str) -> Path:
     if not path.is_file():
         raise SnnkitError(f"no checkpoint {path}: give a run id, a run folder or a checkpoint file")
     return path
+
+
+def _bench_conv(methods, device, dtype, repeats, json_file) -> None:
+    from snnkit import bench_conv
+    from snnkit.bench import machine_info
+
+    with err_console.status("benchmarking the conv SNN") as status:
+        results = bench_conv.run_conv(
+            methods, device=device, dtype=dtype, repeats=repeats, progress=status.update
+        )
+    console.print(bench_conv.conv_table(results))
+    if json_file is not None:
+        data = bench_conv.to_json(results, {"machine": machine_info(device)})
+        json_file.write_text(json.dumps(data, indent=2))
 
 
 def main() -> None:

@@ -717,6 +717,54 @@ def test_cli_run_shd_end_to_end(data, tmp_path, invoke, monkeypatch):
     assert "snnkit datasets download shd" in result.stderr and "\n" not in result.stderr.strip()
 
 
+@pytest.mark.parametrize(
+    ("name", "duration", "readout_inputs"),
+    [("nmnist", "30", 64 * 6 * 6), ("dvsgesture", "50", 64 * 4 * 4)],
+)
+def test_cli_run_camera_recipe_end_to_end(data, tmp_path, invoke, monkeypatch, name, duration,
+                                          readout_inputs):  # fmt: skip
+    """`snnkit run --dataset nmnist|dvsgesture` trains the convolutional recipe on the files
+    (shortened recordings keep it to seconds; everything else is the recipe's)."""
+    from snnkit.arch import canonical
+    from snnkit.data.neuromorphic import NEUROMORPHIC_RECIPES
+
+    root, _ = data
+    monkeypatch.setenv("SNNKIT_CACHE", str(tmp_path / "cache"))
+    result = invoke(
+        "run", "--dataset", name, "--data-dir", root, "--epochs", "1", "--data-opt",
+        f"duration={duration}", "--no-progress", "--json", tmp_path / "r.json",
+        "--out", tmp_path / "ckpt", "--db", tmp_path / "r.db",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "r.json").read_text())
+    recipe, config = NEUROMORPHIC_RECIPES[name], summary["config"]
+    assert config["arch"] == canonical(recipe["arch"]) and config["hidden"] is None
+    for key in ("dt", "lr", "batch_size", "schedule", "loss", "layer_options"):
+        assert config[key] == recipe[key], key
+    assert config["neuron_options"] == recipe["neuron_options"]["lif"]
+    assert config["dataset_options"] == {**recipe.get("dataset_options", {}), "duration": 50.0
+                                         if name == "dvsgesture" else 30.0}  # fmt: skip
+    assert summary["epochs"] == 1 and 0.0 <= summary["test_accuracy"] <= 1.0
+    state = torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=False)["model"]
+    convs = [v for v in state.values() if v.ndim == 4]
+    assert len(convs) == recipe["arch"].count("c") and convs[0].shape[1] == 2  # p, camera
+    readout = [v for k, v in state.items() if k.endswith("synapse.weight")][-1]
+    assert readout.shape[1] == readout_inputs  # the input size the recipe's layers expect
+
+
+def test_camera_recipes_fall_back_to_mlps_where_asked(monkeypatch):
+    """--hidden replaces the recipe's convolutions; event methods get a dense net."""
+    from snnkit.registry import get_registry
+    from snnkit.train import RunConfig, resolve
+
+    config = resolve(RunConfig(dataset="nmnist", grad="exodus", hidden="64"))
+    assert config.arch is None and config.hidden == "64"
+    if "eventprop" in get_registry().names("gradient"):
+        config = resolve(RunConfig(dataset="dvsgesture", grad="eventprop"))
+        assert config.arch is None and config.hidden == "256"
+        assert config.neuron_options.get("tau_syn") == 5.0 and config.layer_options == {}
+
+
 def test_trainer_reads_neuromorphic_batches(data, tmp_path, monkeypatch):
     from snnkit.train import RunConfig, Trainer
 

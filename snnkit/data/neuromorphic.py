@@ -72,23 +72,67 @@ SUMMARIES = {
     "shd": "Spiking Heidelberg Digits (Cramer et al. 2020): 700 cochlea channels, 20 digits",
     "ssc": "Spiking Speech Commands (Cramer et al. 2020): 700 cochlea channels, 35 words",
 }
-# `snnkit run --dataset NAME` starting points (not tuned results; docs/datasets.md)
+# `snnkit run --dataset NAME` starting points (docs/datasets.md, "Recipes"). N-MNIST and
+# DVS Gesture: the convolutional setups of the EXODUS paper's experiments (docs/results.md,
+# "Convolutional recipes", cites the code each number comes from); SHD and SSC: untuned MLPs.
 _LIF = {"lif": {"tau_mem": 20.0, "tau_syn": 5.0}, "if": {"tau_syn": 5.0}}
+_MLP = {"arch": None, "hidden": "256", "neuron_options": _LIF, "layer_options": {}}
+
+
+def _gain(threshold: float) -> float:
+    """The weight_gain giving torch's default init std, 1/sqrt(3 fan_in), at ``threshold``
+    (snnkit draws N(0, (gain * threshold)^2 / fan_in))."""
+    return round(1.0 / (math.sqrt(3.0) * threshold), 4)
+
+
 NEUROMORPHIC_RECIPES: dict[str, dict[str, Any]] = {
-    "nmnist": {"hidden": "200", "epochs": 10, "batch_size": 64, "lr": 1e-3, "dt": 5.0},
-    "dvsgesture": {"hidden": "256", "epochs": 20, "batch_size": 16, "lr": 1e-3, "dt": 25.0},
+    "nmnist": {
+        # SLAYER's N-MNIST network as EXODUS trained it: 100 bins over 300 ms
+        "arch": "12c5p1-a2-64c5-a2-10",
+        "dt": 3.0,
+        "neuron_options": {
+            "lif": {"tau_mem": 150.0, "threshold": 0.1},  # 50 steps
+            "if": {"threshold": 0.1},
+        },
+        "layer_options": {"weight_gain": _gain(0.1)},
+        "epochs": 75,
+        "batch_size": 128,
+        "lr": 1e-3,
+        "schedule": "none",
+    },
+    "dvsgesture": {
+        # EXODUS's DVS Gesture network: 64x64 input, 5 ms bins over 1.5 s (300 steps)
+        "arch": (
+            "8c3p1-d0.2-a2-16c3p1-d0.2-a2-32c3p1-d0.2-a2-64c3p1-d0.2-a2-"
+            "64c3p1-d0.2-64c3p1-d0.2-d0.7-11"
+        ),
+        "dt": 5.0,
+        "dataset_options": {"downsample": 2},
+        "neuron_options": {
+            "lif": {"tau_mem": 100.0, "threshold": 0.25},  # 20 steps
+            "if": {"threshold": 0.25},
+        },
+        "layer_options": {"weight_gain": _gain(0.25)},
+        "epochs": 100,
+        "batch_size": 20,
+        "lr": 1e-3,
+        "schedule": "none",
+    },
     "shd": {"hidden": "256", "epochs": 30, "batch_size": 32, "lr": 1e-3, "dt": 10.0},
     "ssc": {"hidden": "256", "epochs": 20, "batch_size": 64, "lr": 1e-3, "dt": 10.0},
 }
 for _recipe in NEUROMORPHIC_RECIPES.values():
+    camera = "arch" in _recipe
+    _recipe.setdefault("schedule", "cosine")
+    _recipe.setdefault("neuron_options", _LIF)
     _recipe.update(
         {
-            "schedule": "cosine",
-            "loss": "ce_max",
+            # the convolutional recipes: cross-entropy of the summed output over time
+            "loss": "ce_sum" if camera else "ce_max",
             "readout_tau": 20.0,
-            "neuron_options": _LIF,
-            # event methods (EventProp): LI readout trained with the loss-shaping loss
-            "events": {"loss": "sum_exp"},
+            # event methods (EventProp): LI readout trained with the loss-shaping loss; on
+            # the cameras a fully connected net of the former starting point
+            "events": {"loss": "sum_exp"} | (_MLP if camera else {}),
         }
     )
 
