@@ -272,6 +272,12 @@ __device__ long long ep_recurrent_forward_sample(
         i[m] = T(0);
         counts[m] = 0;
     }
+    // From (v, i), V(s) <= max(v, 0) + max(i, 0) * peak for all s > 0 (peak: the largest V
+    // after a unit current jump from rest); most neurons are far from theta at most events,
+    // so this bound spares their crossing search. Margins of a few ulp keep it conservative.
+    const T s_peak = tm == ts ? tm : log(tm / ts) / (T(1) / ts - T(1) / tm);
+    const T peak = ep_voltage(T(0), T(1), s_peak, tm, ts) * (T(1) + T(64) * ep_eps<T>());
+    const T below = theta - T(64) * ep_eps<T>() * fabs(theta);
     const long long log_cap = static_cast<long long>(neurons) * cap;
     long long total = 0;
     T t = T(0);
@@ -282,11 +288,20 @@ __device__ long long ep_recurrent_forward_sample(
         T best = T(INFINITY);
         int n = -1;
         for (int m = 0; m < neurons; ++m) {
-            const T s = ep_first_crossing(v[m], i[m], theta, horizon - t, tm, ts);
+            if (fmax(v[m], T(0)) + fmax(i[m], T(0)) * peak < below) {
+                continue;  // V stays below theta whatever the window: no crossing
+            }
+            // only a crossing before the best so far matters: searching (0, best] makes
+            // the solver's Newton iteration run only for a new best
+            const T window = best < horizon - t ? best : horizon - t;
+            const T s = ep_first_crossing(v[m], i[m], theta, window, tm, ts);
             if (s >= T(0) && s < best) {
                 best = s;
                 n = m;
             }
+        }
+        if (n >= 0) {  // the winner's crossing solved on the full window, as the torch path does
+            best = ep_first_crossing(v[n], i[n], theta, horizon - t, tm, ts);
         }
         if (n >= 0 && t + best < horizon) {
             const T t_new = t + best;
