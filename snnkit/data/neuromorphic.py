@@ -100,7 +100,6 @@ for _recipe in NEUROMORPHIC_RECIPES.values():
 # fires ~10 Hz (init_rate). The surrogate-gradient methods train the same network on
 # the same data, time-stepped at the paper's dt = 1 ms, with the raster form of that loss.
 _PAPER = {
-    "arch": "256r",
     "epochs": 50,
     "batch_size": 32,
     "lr": 5e-3,
@@ -120,8 +119,8 @@ _PAPER = {
     # EventProp: spike buffers sized like the paper's (N_MAX_SPIKE 1500 over two trials)
     "events": {"loss": "sum_exp", "layer_options": {"max_spikes": 750}},
 }
-NEUROMORPHIC_RECIPES["shd"] = dict(_PAPER)
-NEUROMORPHIC_RECIPES["ssc"] = dict(_PAPER)
+NEUROMORPHIC_RECIPES["shd"] = {**_PAPER, "arch": "256r-20"}
+NEUROMORPHIC_RECIPES["ssc"] = {**_PAPER, "arch": "256r-35"}
 
 
 # -- where the data and the cache are ----------------------------------------------------------
