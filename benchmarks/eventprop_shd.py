@@ -2,6 +2,7 @@
 
     python benchmarks/eventprop_shd.py                 # 2 timed batches per method
     python benchmarks/eventprop_shd.py --batches 5 --methods eventprop exodus
+    python benchmarks/eventprop_shd.py --batches 1 --parallel  # all methods at once
 
 The paper's SHD network and data pipeline, the defaults of ``snnkit run --dataset shd``
 (snnkit/data/neuromorphic.py: 7000 delay-line inputs, 256 recurrent LIF neurons, 20 LI
@@ -16,7 +17,9 @@ then ``--batches`` training batches (forward, backward, Adam step) are timed, wa
 and process CPU time; an epoch (8156 recordings = 255 batches) is extrapolated from their
 mean. Peak memory is the process's peak resident set size, and its growth over the state
 just before the first timed batch (what training adds: the state kept for the backward
-pass and the gradients). One run on this machine; the load average is recorded. Writes
+pass and the gradients). ``--parallel`` starts the methods' processes together (on a
+loaded machine the CPU seconds, not the wall clock, are then the figures to compare).
+One run on this machine; the load average is recorded. Writes
 ``benchmarks/results/eventprop_shd.json`` (or ``--out``).
 """
 
@@ -94,12 +97,29 @@ def one(method: str, root: Path, batches: int, threads: int) -> dict:
     }
 
 
+def _collect(method: str, proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        print(f"{method}: failed: {err.strip().splitlines()[-1:]}", flush=True)
+        return {"method": method, "error": err.strip().splitlines()[-1:]}
+    r = json.loads(out.strip().splitlines()[-1])
+    print(
+        f"{method}: {r['epoch_seconds_extrapolated']:.0f} s/epoch "
+        f"({r['epoch_cpu_seconds_extrapolated']:.0f} CPU s), peak {r['peak_rss_mb']:.0f} MB "
+        f"(+{r['training_rss_growth_mb']:.0f} MB training), hidden "
+        f"{sum(r['hidden_rate_hz']) / len(r['hidden_rate_hz']):.1f} Hz",
+        flush=True,
+    )
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--batches", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP CPU threads")
     parser.add_argument("--data", type=Path, help="an SHD folder to use (default: synthetic)")
+    parser.add_argument("--parallel", action="store_true", help="run the methods together")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS / "eventprop_shd.json")
     args = parser.parse_args(argv)
@@ -118,24 +138,16 @@ def main(argv: list[str] | None = None) -> int:
             root = Path(tmp)
             stats = synthetic_shd.write(root, args.batches * 32 + 32, 64)
         info = machine_info("cpu")
-        runs = []
+        procs = {}
         for method in args.methods:
             cmd = [sys.executable, __file__, "--one", method, "--data", str(root),
                    "--batches", str(args.batches), "--threads", str(args.threads)]  # fmt: skip
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                runs.append({"method": method, "error": done.stderr.strip().splitlines()[-1:]})
-                print(f"{method}: failed: {runs[-1]['error']}", flush=True)
-                continue
-            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            r = runs[-1]
-            print(
-                f"{method}: {r['epoch_seconds_extrapolated']:.0f} s/epoch "
-                f"({r['epoch_cpu_seconds_extrapolated']:.0f} CPU s), peak {r['peak_rss_mb']:.0f} MB "
-                f"(+{r['training_rss_growth_mb']:.0f} MB training), hidden "
-                f"{sum(r['hidden_rate_hz']) / len(r['hidden_rate_hz']):.1f} Hz",
-                flush=True,
+            procs[method] = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
+            if not args.parallel:
+                procs[method].wait()
+        runs = [_collect(method, proc) for method, proc in procs.items()]
     report = {
         "command": " ".join(["python", "benchmarks/eventprop_shd.py", *(argv or sys.argv[1:])]),
         "machine": info,
