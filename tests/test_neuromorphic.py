@@ -787,4 +787,5 @@ def test_shd_ssc_recipe_is_the_loss_shaping_papers_for_every_method(grad, loss, 
     }  # fmt: skip
     assert config.init_rate == 10.0 and config.readout_tau == 20.0
     assert config.neuron_options == {"tau_mem": 20.0, "tau_syn": 5.0}
-    assert config.layer_options == ({"max_spikes": 750} if grad == "eventprop" else {})
+    events = {"max_spikes": 750, "weight_mean": 0.3, "weight_std": 0.1}
+    assert config.layer_options == (events if grad == "eventprop" else {})
