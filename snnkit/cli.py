@@ -5,10 +5,12 @@ Exit codes: 0 success, 1 the job failed, 2 bad usage (one line, no traceback).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -173,6 +175,26 @@ def _registry():
     return registry
 
 
+@contextlib.contextmanager
+def _one_line_warnings():
+    """snnkit's own warnings (:class:`SilentLayerWarning`) as one line on stderr."""
+    from snnkit.errors import SilentLayerWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SilentLayerWarning):
+            err_console.print(Text.assemble(("warning:", "yellow"), f" {message}"), soft_wrap=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def _parse_options(pairs: list[str] | None, what: str) -> dict:
     """``["tau_mem=20", "tau_syn=5"]`` -> ``{"tau_mem": 20.0, "tau_syn": 5.0}``."""
     out = {}
@@ -236,6 +258,13 @@ def run(
         str | None, typer.Option(help="float32 or float64 (default: the recipe's, else float32).")
     ] = None,
     dt: Annotated[float | None, typer.Option(help="Time step (ms).")] = None,
+    init_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Scale the input weights at the start so the first hidden layer fires at this "
+            "rate (Hz) on training data; 0: off (default: the recipe's, else off)."
+        ),
+    ] = None,
     readout: Annotated[
         str | None,
         typer.Option(
@@ -333,6 +362,7 @@ def run(
         device=device,
         dtype=dtype,
         dt=dt,
+        init_rate=init_rate,
         readout=readout,
         neuron_options=_parse_options(neuron_opt, "--neuron-opt"),
         layer_options=_parse_options(layer_opt, "--layer-opt"),
@@ -357,9 +387,16 @@ def run(
         check_outputs(config, db, out, resume, registry)
         launch(nproc, strip_option(_ARGS, "--nproc"), threads)
         return
-    result = train_run(
-        config, db=db, out=out, resume=resume, progress=progress, console=console, registry=registry
-    )
+    with _one_line_warnings():
+        result = train_run(
+            config,
+            db=db,
+            out=out,
+            resume=resume,
+            progress=progress,
+            console=console,
+            registry=registry,
+        )
     if not world.main:  # rank 0 reports and writes --json
         return
     summary = result.summary()
@@ -381,7 +418,7 @@ def run(
 _SETTING_PARAMS = (
     "neuron", "grad", "dataset", "hidden", "arch", "recurrent", "surrogate", "loss", "epochs",
     "batch_size", "lr", "lr_threshold", "clip_grad", "schedule", "seed", "device", "dtype",
-    "dt", "readout", "neuron_opt", "layer_opt", "data_opt", "data_dir",
+    "dt", "init_rate", "readout", "neuron_opt", "layer_opt", "data_opt", "data_dir",
 )  # fmt: skip
 _OPTION_FIELDS = {"neuron_opt": "neuron_options", "layer_opt": "layer_options",
                   "data_opt": "dataset_options"}  # fmt: skip

@@ -22,3 +22,8 @@ def check(condition: bool, message: str) -> None:
     """Raise :class:`SnnkitError` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise SnnkitError(message)
+
+
+class SilentLayerWarning(UserWarning):
+    """A hidden layer fired no spike in a whole epoch: nothing it computes can be learned
+    (every gradient through it is zero). The message says what to change."""

@@ -25,7 +25,7 @@ import torch
 
 from snnkit import distributed
 from snnkit.distributed import SINGLE, World
-from snnkit.errors import SnnkitError, check
+from snnkit.errors import SilentLayerWarning, SnnkitError, check
 from snnkit.interrupts import Interrupted, deferred, stop_on_signals
 from snnkit.neurons import LI
 from snnkit.nn import NeuronParameters
@@ -101,6 +101,9 @@ class RunConfig:
     device: str = "cpu"
     dtype: str | None = None  # float32 unless the dataset's recipe says otherwise
     dt: float | None = None
+    # Hz: input weights scaled at the start so the first hidden layer fires at this rate on
+    # training data (snnkit.init.scale_to_rate); 0/None: off
+    init_rate: float | None = None
     neuron_options: dict[str, Any] = field(default_factory=dict)
     readout_tau: float | None = None
     readout: str | None = None
@@ -127,6 +130,7 @@ class RunConfig:
             "lr": 1e-3,
             "schedule": "none",
             "dt": 1.0,
+            "init_rate": 0.0,
             "readout_tau": None,
             "readout": "li",
             "dtype": "float32",
@@ -171,6 +175,10 @@ class RunConfig:
         )
         check(
             self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"
+        )
+        check(
+            self.init_rate >= 0 and math.isfinite(self.init_rate),
+            f"--init-rate must be a rate in Hz >= 0 (0: off), got {self.init_rate}",
         )
         check(
             self.readout in READOUTS,
@@ -332,6 +340,7 @@ class Trainer:
             else ds.raster(config.dt).to(self.device, self.dtype)
             for split, ds in self.data.items()
         }
+        self.initial_rate = self._scale_input_weights() if config.init_rate else None
         self.optimizer = torch.optim.Adam(
             parameter_groups(self.model, config.lr, config.lr_threshold), lr=config.lr
         )
@@ -383,6 +392,35 @@ class Trainer:
         sizes = [train.num_inputs, *(layer.size for layer in layers)]
         common["recurrent"] = config.recurrent or any(layer.recurrent for layer in layers)
         return self.method.network(sizes, self.neuron, **common, **config.layer_options)
+
+    @torch.no_grad()
+    def _scale_input_weights(self) -> float | None:
+        """Scale the input weights so the first hidden layer fires at ``init_rate`` Hz on a
+        fixed sample of the training data (:func:`snnkit.init.scale_to_rate`); returns the
+        rate reached, None when the network has no hidden layer."""
+        from snnkit.init import input_weight, scale_to_rate
+
+        weight = input_weight(self.model)
+        if weight is None:
+            return None
+        n = len(self.data["train"])
+        index = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed))
+        x, _ = self._batch("train", index[: min(n, 32)])
+        original = weight.detach().clone()
+
+        def rates(factor: float) -> list[float]:  # per hidden layer, Hz
+            weight.copy_(original * factor)
+            self.model.reset_state()
+            _, hidden = self._outputs(self.model(x))
+            self.model.reset_state()
+            return [r * 1000.0 / self.config.dt for r in self._spike_stats(hidden)[0]]
+
+        if not rates(1.0):
+            weight.copy_(original)
+            return None
+        factor, rate = scale_to_rate(lambda f: rates(f)[0], self.config.init_rate)
+        weight.copy_(original * factor)
+        return rate
 
     def _batch(self, split: str, index: torch.Tensor):
         inputs = self.inputs[split]
@@ -497,6 +535,8 @@ class Trainer:
             skipped_steps=skipped,
         )
         self.history.append(metrics)
+        if len(self.history) == 1:
+            _warn_silent(metrics, cfg)
         return metrics
 
     @torch.no_grad()
@@ -658,6 +698,24 @@ def _event_spike_stats(times: list[torch.Tensor], steps: float) -> tuple[list[fl
         rates.append(counts.to(torch.float64).mean().item() / steps)
         dead.append((counts.sum(dim=0) == 0).to(torch.float64).mean().item())
     return rates, dead
+
+
+def _warn_silent(metrics: EpochMetrics, cfg: RunConfig) -> None:
+    """One :class:`SilentLayerWarning` per hidden layer that fired nothing all epoch."""
+    for k, dead in enumerate(metrics.dead_fraction):
+        if dead >= 1.0:
+            hint = (
+                f"raise --init-rate (now {cfg.init_rate:g} Hz)"
+                if cfg.init_rate
+                else "pass --init-rate 10 (input weights scaled to the data)"
+            )
+            warnings.warn(
+                SilentLayerWarning(
+                    f"hidden layer {k + 1} fired no spike in epoch {metrics.epoch}, so every "
+                    f"gradient through it is zero; {hint} or larger input weights"
+                ),
+                stacklevel=3,
+            )
 
 
 def _loss_input_kind(output_kind: str, events: bool) -> str:

@@ -776,7 +776,8 @@ def test_trainer_reads_neuromorphic_batches(data, tmp_path, monkeypatch):
     )  # fmt: skip
     trainer = Trainer(config)
     x, y = trainer._batch("train", torch.tensor([0, 3]))
-    assert x.shape == (100, 2, 1400) and x.dtype == torch.float32 and y.shape == (2,)
+    # the recipe's dt (1 ms, the paper's), the delay line given here (2 copies, not the recipe's 10)
+    assert x.shape == (1000, 2, 1400) and x.dtype == torch.float32 and y.shape == (2,)
     assert trainer.model is not None
     m = trainer.train_epoch(1)
     assert np.isfinite(m.train_loss)
@@ -796,7 +797,8 @@ def test_event_methods_get_spike_times_per_batch(data, tmp_path, monkeypatch):
     assert trainer.config.loss == "sum_exp"  # the recipe's choice for event methods
     x, y = trainer._batch("validation", torch.tensor([0]))
     ds = trainer.data["validation"]
-    assert isinstance(x, Events) and x.times.shape[:2] == (1, 700) and x.duration == 1000.0
+    # the recipe's 10-copy delay line: 7000 inputs
+    assert isinstance(x, Events) and x.times.shape[:2] == (1, 7000) and x.duration == 1000.0
     torch.testing.assert_close(x.to_raster(10.0), ds.raster(10.0)[:, [0]])
 
 
@@ -811,3 +813,27 @@ def test_data_dir_is_ignored_by_generated_datasets(monkeypatch, tmp_path):
     )  # fmt: skip
     assert len(trainer.data["train"]) == 8
     assert os.environ["SNNKIT_DATA"] == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("grad", "loss"), [("eventprop", "sum_exp"), ("exodus", "ce_sum_exp"), ("bptt", "ce_sum_exp")]
+)
+@pytest.mark.parametrize(("name", "classes"), [("shd", 20), ("ssc", 35)])
+def test_shd_ssc_recipe_is_the_loss_shaping_papers_for_every_method(grad, loss, name, classes):
+    """The same network, data pipeline and time step for EventProp and the surrogate-gradient
+    methods (docs/methods/eventprop.md cites each number)."""
+    from snnkit.registry import get_registry
+    from snnkit.train import RunConfig, resolve
+
+    if grad not in get_registry().names("gradient"):
+        pytest.skip(f"the {grad} plugin is not installed")
+    config = resolve(RunConfig(dataset=name, grad=grad))
+    assert config.arch == f"256r-{classes}" and config.dt == 1.0 and config.loss == loss
+    assert (config.batch_size, config.lr, config.schedule, config.epochs) == (32, 5e-3, "none", 50)
+    assert config.dataset_options == {
+        "duration": 1000.0, "delay_line": 10, "delay_ms": 30.0, "shift": 40, "blend": 0.5,
+    }  # fmt: skip
+    assert config.init_rate == 10.0 and config.readout_tau == 20.0
+    assert config.neuron_options == {"tau_mem": 20.0, "tau_syn": 5.0}
+    events = {"max_spikes": 750, "weight_mean": 0.3, "weight_std": 0.1}
+    assert config.layer_options == (events if grad == "eventprop" else {})

@@ -4,10 +4,10 @@
 ``[B, N, K]``; its backward is :func:`snnkit_eventprop.adjoint.adjoint_layer`, never autograd
 through the forward. Gradients reach the weights, the recurrent weights and the input spike
 times, so layers (and any loss on spike times or on an LI readout) chain through autograd.
-Feed-forward layers run the compiled kernels (:mod:`snnkit_eventprop.cuda`): CuPy on
-CUDA tensors when CuPy is present, the host C++ build on CPU tensors when a compiler is
-(``SNNKIT_HOST_KERNELS=0`` opts out; a failed build falls back to torch with a warning).
-Recurrent layers and the tests' ``drop_jump`` hook use the torch path.
+Layers, feed-forward and recurrent, run the compiled kernels (:mod:`snnkit_eventprop.cuda`):
+CuPy on CUDA tensors when CuPy is present, the host C++ build on CPU tensors when a
+compiler is (``SNNKIT_HOST_KERNELS=0`` opts out; a failed build falls back to torch with a
+warning). The tests' ``drop_jump`` hook uses the torch path, the readable reference.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = ["spike_times"]
 def _backend(pre: torch.Tensor, recurrent, options):
     """The compiled kernels for this layer (:class:`snnkit_eventprop.cuda.Kernels`), or None
     for the torch path."""
-    if recurrent is not None or options.get("drop_jump"):
+    if options.get("drop_jump"):
         return None
     from snnkit_eventprop import cuda
 
@@ -51,7 +51,7 @@ class _EventLayer(torch.autograd.Function):
     def forward(ctx, pre, weight, recurrent, config, options):
         backend = _backend(pre, recurrent, options)
         if backend is not None:
-            record = backend.run_layer(pre, weight, config)
+            record = backend.run_layer(pre, weight, config, recurrent)
         else:
             record = run_layer(pre, weight, recurrent, config)
         ctx.record, ctx.config, ctx.options, ctx.backend = record, config, options, backend
@@ -66,8 +66,7 @@ class _EventLayer(torch.autograd.Function):
         weight, recurrent = ctx.saved_tensors
         record: LayerRecord = ctx.record
         if ctx.backend is not None:
-            d_arr, d_w = ctx.backend.adjoint_layer(record, grad, weight, ctx.config)
-            d_r = None
+            d_arr, d_w, d_r = ctx.backend.adjoint_layer(record, grad, weight, ctx.config, recurrent)
         else:
             d_arr, d_w, d_r = adjoint_layer(
                 record,

@@ -61,7 +61,9 @@ class LayerRecord:
     padded) and their presynaptic neuron; ``order`` maps them back to the input's flat
     ``[N_in * K_in]`` slots. ``events`` (recurrent schedule only): per step ``[B, S]``
     tensors ``(time, kind, index, slot)``, kind 0 none / 1 arrival (index = arrival slot) /
-    2 spike (index = neuron, slot = its spike number).
+    2 spike (index = neuron, slot = its spike number). ``log`` (recurrent layers run by the
+    compiled kernels instead): ``(neuron [B, L], arrivals before [B, L], length [B])`` of
+    each sample's spikes in time order.
     """
 
     times: torch.Tensor
@@ -70,6 +72,7 @@ class LayerRecord:
     sources: torch.Tensor
     order: torch.Tensor
     events: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    log: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def counts(self) -> torch.Tensor:

@@ -22,7 +22,12 @@ from snnkit.errors import SnnkitError
 from snnkit.kernels import instantiate, nvcc_ptx
 
 NVCC = shutil.which("nvcc")
-KERNELS = ("eventprop_forward", "eventprop_backward")
+KERNELS = (
+    "eventprop_forward",
+    "eventprop_backward",
+    "eventprop_recurrent_forward",
+    "eventprop_recurrent_backward",
+)
 
 
 def test_importing_the_kernels_never_imports_cupy():
@@ -34,7 +39,7 @@ def test_importing_the_kernels_never_imports_cupy():
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_kernels_compile_with_nvcc(arch):
     ptx = nvcc_ptx(cuda.source() + instantiate(KERNELS), arch, cuda._OPTIONS)
-    assert ptx.count(".entry") == 4
+    assert ptx.count(".entry") == 8
 
 
 # --- host emulation: the CUDA kernels compiled as C++ (snnkit.host), thread by thread ------
@@ -54,40 +59,63 @@ def needs_host():
         pytest.skip("no C++ compiler")
 
 
-def _case(dtype, device, reset="subtract", taus=(10.0, 5.0), seed=0):
+def _case(dtype, device, reset="subtract", taus=(10.0, 5.0), seed=0, recurrent=False):
     gen = torch.Generator().manual_seed(seed)
     pre = (torch.rand(3, 5, 3, generator=gen, dtype=torch.float64) * 30).sort(-1).values
     pre[0, 1, 2] = float("inf")  # padding
     w = (torch.randn(7, 5, generator=gen, dtype=torch.float64) + 0.8) * 1.2
+    r = torch.randn(7, 7, generator=gen, dtype=torch.float64) * 0.5 if recurrent else None
     config = LayerConfig(taus[0], taus[1], 1.0, reset, 0.0, 40.0, 64)
     grad = lambda times: torch.randn(times.shape, generator=gen, dtype=torch.float64)  # noqa: E731
-    return pre.to(device, dtype), w.to(device, dtype), config, grad
+    r = None if r is None else r.to(device, dtype)
+    return pre.to(device, dtype), w.to(device, dtype), r, config, grad
 
 
+CASES = [
+    {},
+    {"reset": "zero"},
+    {"taus": (5.0, 5.0)},
+    {"taus": (10.0, 3.0)},
+    {"recurrent": True},
+    {"recurrent": True, "reset": "zero", "taus": (10.0, 3.0)},
+    {"recurrent": True, "taus": (5.0, 5.0)},
+]
+CASE_IDS = [
+    "subtract",
+    "zero",
+    "equal-taus",
+    "general-taus",
+    "recurrent",
+    "recurrent-zero-general-taus",
+    "recurrent-equal-taus",
+]
 TOL = {torch.float64: 1e-10, torch.float32: 2e-3}
 
 
 def _compare(dtype, device, backend=cuda.CUDA, **kw):
-    pre, w, config, grad = _case(dtype, device, **kw)
-    want = run_layer(pre.cpu(), w.cpu(), None, config)
-    got = backend.run_layer(pre, w, config)
+    pre, w, r, config, grad = _case(dtype, device, **kw)
+    r_cpu = None if r is None else r.cpu()
+    want = run_layer(pre.cpu(), w.cpu(), r_cpu, config)
+    got = backend.run_layer(pre, w, config, r)
     assert torch.equal(got.counts.cpu(), want.counts)
     assert int(want.counts.sum()) > 10 and want.times.shape[-1] > 1
     finite = torch.isfinite(want.times)
     tol = TOL[dtype]
     assert (got.times.cpu()[finite] - want.times[finite]).abs().max() <= tol * 40
     g = grad(want.times).to(dtype)
-    d_arr, d_w, _ = adjoint_layer(want, g, w.cpu(), None, config)
-    got_arr, got_w = backend.adjoint_layer(got, g.to(device), w, config)
-    for a, b in ((got_arr.cpu(), d_arr), (got_w.cpu(), d_w)):
-        assert (a - b).abs().max() <= tol * b.abs().max()
+    wanted = adjoint_layer(want, g, w.cpu(), r_cpu, config)
+    gotten = backend.adjoint_layer(got, g.to(device), w, config, r)
+    assert (gotten[2] is None) == (r is None)
+    for a, b in zip(gotten, wanted, strict=True):
+        if b is not None:
+            assert (a.cpu() - b).abs().max() <= tol * b.abs().max()
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
 @pytest.mark.parametrize(
     "kw",
-    [{}, {"reset": "zero"}, {"taus": (5.0, 5.0)}, {"taus": (10.0, 3.0)}],
-    ids=["subtract", "zero", "equal-taus", "general-taus"],
+    CASES,
+    ids=CASE_IDS,
 )
 def test_host_emulation_matches_torch(host_kernels, monkeypatch, dtype, kw):
     monkeypatch.setattr(kernels, "compile_kernel", host_kernels)
@@ -113,8 +141,8 @@ def test_host_emulation_spike_bound(host_kernels, monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
 @pytest.mark.parametrize(
     "kw",
-    [{}, {"reset": "zero"}, {"taus": (5.0, 5.0)}, {"taus": (10.0, 3.0)}],
-    ids=["subtract", "zero", "equal-taus", "general-taus"],
+    CASES,
+    ids=CASE_IDS,
 )
 def test_cpu_driver_matches_torch(needs_host, dtype, kw):
     _compare(dtype, "cpu", cuda.HOST, **kw)
@@ -130,13 +158,37 @@ def test_cpu_driver_matches_torch(needs_host, dtype, kw):
     ids=["driver", "jump", "forward"],
 )
 def test_comparison_catches_a_broken_cpu_driver(needs_host, old, new):
+    with pytest.raises(AssertionError):
+        _compare(torch.float64, "cpu", _broken(old, new))
+
+
+def _broken(old, new):
     def compile_broken(src, name, dtype, options):
         assert old in src
         return host.compile_kernel(src.replace(old, new), name, dtype, options)
 
-    broken = cuda.Kernels(compile_broken, "_host", cuda.host_source, cuda._GROUPS)
+    return cuda.Kernels(compile_broken, "_host", cuda.host_source, cuda._GROUPS)
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        (
+            "(grad[slot] - a_v[n] * (theta - v_after) / tm - rec)",
+            "(grad[slot] - a_v[n] * (theta - v_after) / tm)",
+        ),
+        ("ep_accumulate(&d_recurrent[mn], a_i[m]);", "ep_accumulate(&d_recurrent[mn], a_v[m]);"),
+        ("i[m] += recurrent[static_cast<long long>(m) * neurons + n];", "i[m] += T(0);"),
+        (
+            "b < batch; b += groups) {\n            const long long rows = b * neurons, logs = b * log_len;",
+            "b + 1 < batch; b += groups) {\n            const long long rows = b * neurons, logs = b * log_len;",
+        ),
+    ],
+    ids=["recurrent-jump", "recurrent-weight-gradient", "recurrent-forward", "driver"],
+)
+def test_comparison_catches_a_broken_recurrent_kernel(needs_host, old, new):
     with pytest.raises(AssertionError):
-        _compare(torch.float64, "cpu", broken)
+        _compare(torch.float64, "cpu", _broken(old, new), recurrent=True)
 
 
 def test_cpu_driver_spike_bound(needs_host):
@@ -153,20 +205,23 @@ def test_cpu_driver_spike_bound(needs_host):
         cuda.HOST.run_layer(pre, w, small)
 
 
-def test_cpu_driver_threads_give_identical_results(needs_host):
+@pytest.mark.parametrize("recurrent", [False, True], ids=["feedforward", "recurrent"])
+def test_cpu_driver_threads_give_identical_results(needs_host, recurrent):
     gen = torch.Generator().manual_seed(5)
     pre = (torch.rand(40, 6, 2, generator=gen, dtype=torch.float64) * 30).sort(-1).values
     w = (torch.randn(50, 6, generator=gen, dtype=torch.float64) + 0.8) * 1.2
+    r = torch.randn(50, 50, generator=gen, dtype=torch.float64) * 0.1 if recurrent else None
     config = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 40.0, 64)
     threads, runs = torch.get_num_threads(), []
     try:
         for n in (1, 2, 3):
             torch.set_num_threads(n)
-            record = cuda.HOST.run_layer(pre, w, config)
+            record = cuda.HOST.run_layer(pre, w, config, r)
             g = torch.randn(
                 record.times.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64
             )
-            runs.append((record.times, *cuda.HOST.adjoint_layer(record, g, w, config)))
+            grads = cuda.HOST.adjoint_layer(record, g, w, config, r)
+            runs.append((record.times, *(x for x in grads if x is not None)))
     finally:
         torch.set_num_threads(threads)
     assert int(torch.isfinite(runs[0][0]).sum()) > 100  # 40 samples: > 32 groups
@@ -245,9 +300,22 @@ def test_conformance_runs_through_the_cpu_kernels(needs_host, monkeypatch):
         return original(self, *args)
 
     monkeypatch.setattr(cuda.Kernels, "adjoint_layer", spy)
-    result = run_case(EventProp(), "deep", "float64")
-    assert result.passed, result.detail
-    assert calls and all(c is cuda.HOST for c in calls)
+    for case, dtype in (("deep", "float64"), ("recurrent", "float64"), ("recurrent", "float32")):
+        calls.clear()
+        result = run_case(EventProp(), case, dtype)
+        assert result.passed, result.detail
+        assert calls and all(c is cuda.HOST for c in calls)
+
+
+def test_conformance_catches_a_broken_recurrent_jump_in_the_cpu_kernels(needs_host, monkeypatch):
+    from snnkit_eventprop.method import EventProp
+
+    from snnkit.conformance import run_case
+
+    old = "(grad[slot] - a_v[n] * (theta - v_after) / tm - rec)"
+    monkeypatch.setattr(cuda, "HOST", _broken(old, old.replace(" - rec", "")))
+    result = run_case(EventProp(), "recurrent", "float64")
+    assert not result.passed
 
 
 def test_cpu_kernels_fall_back_to_torch_with_a_warning(monkeypatch):
@@ -269,12 +337,26 @@ def test_cpu_kernels_fall_back_to_torch_with_a_warning(monkeypatch):
         function._host_works.cache_clear()
 
 
-def test_recurrent_and_hooked_layers_use_the_torch_path():
+def test_hooked_layers_use_the_torch_path():
     from snnkit_eventprop import function
 
     x = torch.zeros(1, 1, 1)
-    assert function._backend(x, torch.zeros(2, 2), {}) is None
     assert function._backend(x, None, {"drop_jump": "reset"}) is None
+
+
+def test_recurrent_cpu_driver_spike_bound(needs_host):
+    pre = torch.zeros(1, 1, 1, dtype=torch.float64)
+    w = torch.full((2, 1), 50.0, dtype=torch.float64)
+    r = torch.full((2, 2), 0.3, dtype=torch.float64)
+    config = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 40.0, 1000)
+    record = cuda.HOST.run_layer(pre, w, config, r)  # the buffer and the log are re-sized
+    assert record.times.shape[-1] > cuda._CAP
+    want = run_layer(pre, w, r, config)
+    assert torch.equal(record.counts, want.counts)
+    assert (record.times - want.times).abs().max() < 1e-10
+    small = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 40.0, 3)
+    with pytest.raises(SnnkitError, match="max_spikes=3"):
+        cuda.HOST.run_layer(pre, w, small, r)
 
 
 @pytest.mark.gpu

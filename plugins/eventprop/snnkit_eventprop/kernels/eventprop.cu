@@ -231,3 +231,207 @@ __global__ void eventprop_backward(const T* arr_t, const long long* src, const T
                        currents + k * cap, grad + k * cap, counts[k], d_weight, d_arrivals,
                        inputs, arrivals, tm, ts, theta, v_after, duration);
 }
+
+// --- recurrent layers: one sample at a time ------------------------------------------------
+//
+// A spike changes every neuron's current (I_m += R[m, n]), so the neurons of a sample are
+// no longer independent: events are taken in global time order, as in the torch path
+// (simulate._global). Per step, the next crossing of any neuron (the earliest; the lowest
+// index on a tie) or the next arrival, whichever comes first (an arrival at the time of a
+// crossing first); all neurons advance to it. The sample's spikes are logged in order
+// (neuron, arrivals processed before it), at most neurons * cap entries; counts past the
+// buffer are kept so that the host can re-run with a larger one, and the sample stops as
+// soon as a neuron exceeds max_spikes (the host raises). State v, i: scratch [N] rows.
+//
+// Backward replays the log backwards, merged with the arrivals: between events every
+// a_V, a_I decays exactly; at the spike of n (k-th, g = dL/dt_k, I before it)
+//     a_V,n <- a_V,n - tau_m/(I - theta) (g - a_V,n (theta - V_after)/tau_m
+//                                          - sum_m R[m, n] (a_V,m/tau_m - a_I,m/tau_s)),
+//     dR[m, n] += a_I,m;
+// at an arrival from j: dW[m, j] += a_I,m and dL/d(arrival) = sum_m W[m, j] (a_I,m/tau_s
+// - a_V,m/tau_m). Scratch: a_v, a_i [N], next slot per neuron pk [N].
+
+template <typename T>
+__device__ void ep_advance_all(T* v, T* i, int neurons, T gap, T tm, T ts) {
+    const T es = exp(-gap / ts);
+    for (int m = 0; m < neurons; ++m) {
+        v[m] = ep_voltage(v[m], i[m], gap, tm, ts);
+        i[m] = i[m] * es;
+    }
+}
+
+// Returns the number of spikes of the sample (its log length if <= neurons * cap).
+template <typename T>
+__device__ long long ep_recurrent_forward_sample(
+    long long b, const T* arr_t, const long long* src, const T* weight, const T* recurrent,
+    T* times, T* currents, long long* counts, long long* log_neuron, long long* log_before,
+    T* v, T* i, int neurons, int inputs, int arrivals, int cap, int max_spikes, T tm, T ts,
+    T theta, int reset_zero, T v_reset, T duration) {
+    for (int m = 0; m < neurons; ++m) {
+        v[m] = T(0);
+        i[m] = T(0);
+        counts[m] = 0;
+    }
+    // From (v, i), V(s) <= max(v, 0) + max(i, 0) * peak for all s > 0 (peak: the largest V
+    // after a unit current jump from rest); most neurons are far from theta at most events,
+    // so this bound spares their crossing search. Margins of a few ulp keep it conservative.
+    const T s_peak = tm == ts ? tm : log(tm / ts) / (T(1) / ts - T(1) / tm);
+    const T peak = ep_voltage(T(0), T(1), s_peak, tm, ts) * (T(1) + T(64) * ep_eps<T>());
+    const T below = theta - T(64) * ep_eps<T>() * fabs(theta);
+    const long long log_cap = static_cast<long long>(neurons) * cap;
+    long long total = 0;
+    T t = T(0);
+    int e = 0;
+    while (true) {
+        const T t_arr = e < arrivals ? arr_t[b * arrivals + e] : T(INFINITY);
+        const T horizon = t_arr < duration ? t_arr : duration;
+        T best = T(INFINITY);
+        int n = -1;
+        for (int m = 0; m < neurons; ++m) {
+            if (fmax(v[m], T(0)) + fmax(i[m], T(0)) * peak < below) {
+                continue;  // V stays below theta whatever the window: no crossing
+            }
+            // only a crossing before the best so far matters: searching (0, best] makes
+            // the solver's Newton iteration run only for a new best
+            const T window = best < horizon - t ? best : horizon - t;
+            const T s = ep_first_crossing(v[m], i[m], theta, window, tm, ts);
+            if (s >= T(0) && s < best) {
+                best = s;
+                n = m;
+            }
+        }
+        if (n >= 0) {  // the winner's crossing solved on the full window, as the torch path does
+            best = ep_first_crossing(v[n], i[n], theta, horizon - t, tm, ts);
+        }
+        if (n >= 0 && t + best < horizon) {
+            const T t_new = t + best;
+            ep_advance_all(v, i, neurons, t_new - t, tm, ts);
+            const long long c = counts[n];
+            if (c < cap) {
+                times[n * cap + c] = t_new;
+                currents[n * cap + c] = i[n];
+            }
+            counts[n] = c + 1;
+            if (total < log_cap) {
+                log_neuron[total] = n;
+                log_before[total] = e;
+            }
+            ++total;
+            if (c + 1 > max_spikes) {
+                break;
+            }
+            v[n] = reset_zero ? v_reset : v[n] - theta;
+            for (int m = 0; m < neurons; ++m) {
+                i[m] += recurrent[static_cast<long long>(m) * neurons + n];
+            }
+            t = t_new;
+        } else if (t_arr < T(INFINITY)) {
+            ep_advance_all(v, i, neurons, t_arr - t, tm, ts);
+            const long long j = src[b * arrivals + e];
+            for (int m = 0; m < neurons; ++m) {
+                i[m] += weight[static_cast<long long>(m) * inputs + j];
+            }
+            t = t_arr;
+            ++e;
+        } else {
+            break;
+        }
+    }
+    return total;
+}
+
+template <typename T>
+__device__ void ep_recurrent_backward_sample(
+    long long b, const T* arr_t, const long long* src, const T* weight, const T* recurrent,
+    const T* times, const T* currents, const T* grad, const long long* counts,
+    const long long* log_neuron, const long long* log_before, long long total, T* a_v, T* a_i,
+    long long* pk, T* d_weight, T* d_recurrent, T* d_arrivals, int neurons, int inputs,
+    int arrivals, int cap, T tm, T ts, T theta, T v_after, T duration) {
+    for (int m = 0; m < neurons; ++m) {
+        a_v[m] = T(0);
+        a_i[m] = T(0);
+        pk[m] = counts[m] - 1;
+    }
+    long long pa = -1;
+    for (int e = 0; e < arrivals; ++e) {
+        if (arr_t[b * arrivals + e] < T(INFINITY)) {
+            pa = e;
+        }
+    }
+    long long s = total - 1;
+    T t = duration;
+    while (s >= 0 || pa >= 0) {
+        const bool spike = s >= 0 && log_before[s] > pa;
+        const long long n = spike ? log_neuron[s] : -1;
+        const long long slot = spike ? n * cap + pk[n] : -1;
+        const T t_ev = spike ? times[slot] : arr_t[b * arrivals + pa];
+        const T gap = t - t_ev;
+        const T em = exp(-gap / tm), es = exp(-gap / ts);
+        const T kvi = ep_voltage(T(0), T(1), gap, tm, ts);
+        for (int m = 0; m < neurons; ++m) {
+            a_i[m] = a_i[m] * es + a_v[m] * kvi;
+            a_v[m] = a_v[m] * em;
+        }
+        t = t_ev;
+        if (spike) {
+            T rec = T(0);
+            for (int m = 0; m < neurons; ++m) {
+                const long long mn = static_cast<long long>(m) * neurons + n;
+                rec += recurrent[mn] * (a_v[m] / tm - a_i[m] / ts);
+                ep_accumulate(&d_recurrent[mn], a_i[m]);
+            }
+            a_v[n] = a_v[n] - tm / (currents[slot] - theta) *
+                                  (grad[slot] - a_v[n] * (theta - v_after) / tm - rec);
+            --pk[n];
+            --s;
+        } else {
+            const long long j = src[b * arrivals + pa];
+            T back = T(0);
+            for (int m = 0; m < neurons; ++m) {
+                const long long mj = static_cast<long long>(m) * inputs + j;
+                ep_accumulate(&d_weight[mj], a_i[m]);
+                back += weight[mj] * (a_i[m] / ts - a_v[m] / tm);
+            }
+            d_arrivals[b * arrivals + pa] = back;
+            --pa;
+        }
+    }
+}
+
+// --- CUDA kernels for recurrent layers: one thread per sample ----------------------------
+
+template <typename T>
+__global__ void eventprop_recurrent_forward(
+    const T* arr_t, const long long* src, const T* weight, const T* recurrent, T* times,
+    T* currents, long long* counts, long long* log_neuron, long long* log_before,
+    long long* totals, T* v, T* i, int batch, int neurons, int inputs, int arrivals, int cap,
+    int max_spikes, T tm, T ts, T theta, int reset_zero, T v_reset, T duration) {
+    const long long b = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (b >= batch) {
+        return;
+    }
+    const long long rows = b * neurons, logs = rows * cap;
+    totals[b] = ep_recurrent_forward_sample(
+        b, arr_t, src, weight, recurrent, times + logs, currents + logs, counts + rows,
+        log_neuron + logs, log_before + logs, v + rows, i + rows, neurons, inputs, arrivals,
+        cap, max_spikes, tm, ts, theta, reset_zero, v_reset, duration);
+}
+
+template <typename T>
+__global__ void eventprop_recurrent_backward(
+    const T* arr_t, const long long* src, const T* weight, const T* recurrent, const T* times,
+    const T* currents, const T* grad, const long long* counts, const long long* log_neuron,
+    const long long* log_before, const long long* totals, T* a_v, T* a_i, long long* pk,
+    T* d_weight, T* d_recurrent, T* d_arrivals, int batch, int neurons, int inputs,
+    int arrivals, int cap, int log_len, T tm, T ts, T theta, T v_after, T duration) {
+    const long long b = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (b >= batch) {
+        return;
+    }
+    const long long rows = b * neurons, logs = b * log_len;
+    ep_recurrent_backward_sample(
+        b, arr_t, src, weight, recurrent, times + rows * cap, currents + rows * cap,
+        grad + rows * cap, counts + rows, log_neuron + logs, log_before + logs, totals[b],
+        a_v + rows, a_i + rows, pk + rows, d_weight, d_recurrent, d_arrivals, neurons, inputs,
+        arrivals, cap, tm, ts, theta, v_after, duration);
+}

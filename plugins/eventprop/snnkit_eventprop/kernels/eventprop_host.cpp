@@ -42,3 +42,45 @@ void eventprop_backward_host(const T* arr_t, const long long* src, const T* weig
         }
     }
 }
+
+// Recurrent layers: one sample per OpenMP iteration (its neurons interact). Backward as
+// above: samples dealt to groups, each with its own dW and dR slices.
+
+template <typename T>
+void eventprop_recurrent_forward_host(
+    const T* arr_t, const long long* src, const T* weight, const T* recurrent, T* times,
+    T* currents, long long* counts, long long* log_neuron, long long* log_before,
+    long long* totals, T* v, T* i, int batch, int neurons, int inputs, int arrivals, int cap,
+    int max_spikes, T tm, T ts, T theta, int reset_zero, T v_reset, T duration) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(snnkit_threads)
+    for (long long b = 0; b < batch; ++b) {
+        const long long rows = b * neurons, logs = rows * cap;
+        totals[b] = ep_recurrent_forward_sample(
+            b, arr_t, src, weight, recurrent, times + logs, currents + logs, counts + rows,
+            log_neuron + logs, log_before + logs, v + rows, i + rows, neurons, inputs, arrivals,
+            cap, max_spikes, tm, ts, theta, reset_zero, v_reset, duration);
+    }
+}
+
+template <typename T>
+void eventprop_recurrent_backward_host(
+    const T* arr_t, const long long* src, const T* weight, const T* recurrent, const T* times,
+    const T* currents, const T* grad, const long long* counts, const long long* log_neuron,
+    const long long* log_before, const long long* totals, T* a_v, T* a_i, long long* pk,
+    T* d_weight_parts, T* d_recurrent_parts, T* d_arrivals, int batch, int neurons,
+    int inputs, int arrivals, int cap, int log_len, T tm, T ts, T theta, T v_after,
+    T duration, int groups) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(snnkit_threads)
+    for (int g = 0; g < groups; ++g) {
+        T* d_weight = d_weight_parts + static_cast<long long>(g) * neurons * inputs;
+        T* d_recurrent = d_recurrent_parts + static_cast<long long>(g) * neurons * neurons;
+        for (long long b = g; b < batch; b += groups) {
+            const long long rows = b * neurons, logs = b * log_len;
+            ep_recurrent_backward_sample(
+                b, arr_t, src, weight, recurrent, times + rows * cap, currents + rows * cap,
+                grad + rows * cap, counts + rows, log_neuron + logs, log_before + logs,
+                totals[b], a_v + rows, a_i + rows, pk + rows, d_weight, d_recurrent,
+                d_arrivals, neurons, inputs, arrivals, cap, tm, ts, theta, v_after, duration);
+        }
+    }
+}

@@ -1,0 +1,165 @@
+"""Seconds per training epoch and peak memory at SHD scale: EventProp against EXODUS and BPTT.
+
+    python benchmarks/eventprop_shd.py                 # 2 timed batches per method
+    python benchmarks/eventprop_shd.py --batches 5 --methods eventprop exodus
+    python benchmarks/eventprop_shd.py --batches 1 --parallel  # all methods at once
+
+The paper's SHD network and data pipeline, the defaults of ``snnkit run --dataset shd``
+(snnkit/data/neuromorphic.py: 7000 delay-line inputs, 256 recurrent LIF neurons, 20 LI
+outputs, batch 32, shift and blend augmentation, input weights scaled to ~10 Hz at the
+start), on synthetic SHD-format recordings of the real scale (benchmarks/synthetic_shd.py:
+700 channels, ~0.8 s and ~8000 spikes per recording). Methods: ``eventprop`` (event-exact,
+the compiled CPU kernels), ``eventprop-grid`` (``--layer-opt mode=grid dt=1``), ``exodus``
+and ``bptt`` (time-stepped at the paper's dt = 1 ms).
+
+Each method runs in its own process: the Trainer is built (data loaded, weights scaled),
+then ``--batches`` training batches (forward, backward, Adam step) are timed, wall clock
+and process CPU time; an epoch (8156 recordings = 255 batches) is extrapolated from their
+mean. Peak memory is the process's peak resident set size, and its growth over the state
+just before the first timed batch (what training adds: the state kept for the backward
+pass and the gradients). ``--parallel`` starts the methods' processes together (on a
+loaded machine the CPU seconds, not the wall clock, are then the figures to compare).
+One run on this machine; the load average is recorded. Writes
+``benchmarks/results/eventprop_shd.json`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+HERE = Path(__file__).resolve().parent
+TRAIN_RECORDINGS = 8156
+METHODS = {
+    "eventprop": {"grad": "eventprop"},
+    "eventprop-grid": {"grad": "eventprop", "layer_options": {"mode": "grid", "dt": 1.0}},
+    "exodus": {"grad": "exodus"},
+    "bptt": {"grad": "bptt"},
+}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def one(method: str, root: Path, batches: int, threads: int) -> dict:
+    """Time ``batches`` training batches of ``method`` in this process."""
+    import torch
+
+    from snnkit.train import RunConfig, Trainer
+
+    torch.set_num_threads(threads)
+    config = RunConfig(dataset="shd", data_dir=str(root), epochs=1, **METHODS[method])
+    start = time.perf_counter()
+    trainer = Trainer(config)
+    setup = time.perf_counter() - start
+    n = batches * trainer.config.batch_size
+    index = torch.randperm(len(trainer.data["train"]), generator=torch.Generator().manual_seed(0))
+    before = _rss_mb()
+    walls, cpus, spikes = [], [], []
+    for part in index[:n].split(trainer.config.batch_size):
+        x, y = trainer._batch("train", part)
+        t0, c0 = time.perf_counter(), time.process_time()
+        trainer.model.reset_state()
+        output, hidden = trainer._outputs(trainer.model(x))
+        loss = trainer.loss(output, y)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        trainer.optimizer.step()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        rates, _ = trainer._spike_stats(hidden)
+        spikes.append(rates[0] * 1000.0 / trainer.config.dt)
+    per_epoch = math.ceil(TRAIN_RECORDINGS / trainer.config.batch_size)
+    return {
+        "method": method,
+        "network": trainer.config.arch,
+        "inputs": trainer.data["train"].num_inputs,
+        "batch_size": trainer.config.batch_size,
+        "setup_seconds": setup,
+        "initial_hidden_rate_hz": trainer.initial_rate,
+        "hidden_rate_hz": spikes,
+        "batch_seconds": walls,
+        "batch_cpu_seconds": cpus,
+        "epoch_seconds_extrapolated": per_epoch * sum(walls) / len(walls),
+        "epoch_cpu_seconds_extrapolated": per_epoch * sum(cpus) / len(cpus),
+        "peak_rss_mb": _rss_mb(),
+        "rss_before_training_mb": before,
+        "training_rss_growth_mb": _rss_mb() - before,
+    }
+
+
+def _collect(method: str, proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        print(f"{method}: failed: {err.strip().splitlines()[-1:]}", flush=True)
+        return {"method": method, "error": err.strip().splitlines()[-1:]}
+    r = json.loads(out.strip().splitlines()[-1])
+    print(
+        f"{method}: {r['epoch_seconds_extrapolated']:.0f} s/epoch "
+        f"({r['epoch_cpu_seconds_extrapolated']:.0f} CPU s), peak {r['peak_rss_mb']:.0f} MB "
+        f"(+{r['training_rss_growth_mb']:.0f} MB training), hidden "
+        f"{sum(r['hidden_rate_hz']) / len(r['hidden_rate_hz']):.1f} Hz",
+        flush=True,
+    )
+    return r
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--batches", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP CPU threads")
+    parser.add_argument("--data", type=Path, help="an SHD folder to use (default: synthetic)")
+    parser.add_argument("--parallel", action="store_true", help="run the methods together")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=RESULTS / "eventprop_shd.json")
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(one(args.one, args.data, args.batches, args.threads)))
+        return 0
+    sys.path.insert(0, str(HERE))
+    import synthetic_shd
+
+    from snnkit.bench import machine_info
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.data
+        stats = None
+        if root is None:
+            root = Path(tmp)
+            stats = synthetic_shd.write(root, args.batches * 32 + 32, 64)
+        info = machine_info("cpu")
+        procs = {}
+        for method in args.methods:
+            cmd = [sys.executable, __file__, "--one", method, "--data", str(root),
+                   "--batches", str(args.batches), "--threads", str(args.threads)]  # fmt: skip
+            procs[method] = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            if not args.parallel:
+                procs[method].wait()
+        runs = [_collect(method, proc) for method, proc in procs.items()]
+    report = {
+        "command": " ".join(["python", "benchmarks/eventprop_shd.py", *(argv or sys.argv[1:])]),
+        "machine": info,
+        "load_average_after": machine_info("cpu").get("load_average"),
+        "data": stats or str(args.data),
+        "extrapolated_from_batches": args.batches,
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
