@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 # tonic's real loaders on fixture files; the plot extra (matplotlib) for the PNG
 # leaderboard; the nir extra for the NIR round trips; the ray extra for the leaderboard
 # grids on a real local Ray cluster; the peers extra (tests/test_peers.py checks snntorch,
-# norse, spikingjelly, sinabs); `make run` needs none of them
+# norse and spikingjelly; sinabs pins an older nir, so it is left out); `make run` needs none
 DATASETS := $(VENV)/.datasets-installed
 $(DATASETS): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[datasets,plot,nir,ray,peers]"
