@@ -75,6 +75,7 @@ CASES = [
     *values("--lr-threshold", *NUMBER),
     *values("--clip-grad", *NUMBER),
     *values("--dt", *NUMBER),
+    *values("--init-rate", "abc", "-1", "nan", "inf"),  # 0 is valid: off
     # snnkit run: KEY=VALUE options
     *values(
         "-n",
