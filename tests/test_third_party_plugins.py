@@ -330,7 +330,8 @@ def test_conformance_fails_both_subtly_broken_methods(invoke, tmp_path):
 def test_conformance_of_all_methods_exits_1_when_a_plugin_failed(invoke, tmp_path, monkeypatch):
     # the heavy bundled methods and the deliberately broken ones aside, everything passes:
     # the exit code is 1 only because three plugins failed to load
-    heavy = ["slayer", "rouser", "eventprop", "eest", "checkpointed"]
+    # (and the peer libraries, which differ from the oracle by design: docs/results.md)
+    heavy = ["slayer", "rouser", "eventprop", "eest", "checkpointed", "peers"]
     monkeypatch.setenv(
         "SNNKIT_DISABLE_PLUGINS", ",".join([*heavy, *(f"{GOOD}-{k}" for k in BROKEN)])
     )
