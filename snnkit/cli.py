@@ -1066,7 +1066,7 @@ def conformance(
         for method in methods:
             for result in iter_cases(method, dtypes, device, peers, neuron=spec, surrogate=chosen):
                 results.append(result)
-                bar.update(task, advance=1, description=f"{method.name} {result.case}")
+                bar.update(task, advance=1, description=f"{method.name} {result.name}")
     if spec is not None or chosen is not None:
         under_test = [x.describe() for x in (spec, chosen) if x is not None]
         console.print(Text(f"under test: {', '.join(under_test)}"), soft_wrap=True)
@@ -1080,7 +1080,7 @@ def conformance(
         if r.status != "passed":  # why a case was skipped, failed or crashed, in full
             line = Text(r.status, style=STATUS_STYLES[r.status])
             console.print(
-                line.append(f" {r.method} / {r.case} / {r.dtype}: {r.detail}"), soft_wrap=True
+                line.append(f" {r.method} / {r.name} / {r.dtype}: {r.detail}"), soft_wrap=True
             )
     failed = [r for r in results if r.counts_as_failure]
     passed = not failed and not unchecked
@@ -1151,7 +1151,7 @@ def _conformance_table(method, results) -> Table:
         err = f"{r.max_rel_err:.1e}" if r.max_rel_err == r.max_rel_err else "—"
         cos = f"{r.cosine:.9f}" if r.cosine == r.cosine else "—"
         status = Text(r.status, style=STATUS_STYLES[r.status])
-        table.add_row(Text(r.case), r.dtype, err, cos, f"{r.tolerance:.0e}", status)
+        table.add_row(Text(r.name), r.dtype, err, cos, f"{r.tolerance:.0e}", status)
     return table
 
 
