@@ -64,7 +64,7 @@ def batch_time(threads: int, repeats: int) -> dict:
 
 def epoch_cost(grad: str, threads: int) -> dict:
     """One training epoch of ``grad``: seconds, saved-for-backward bytes, peak-RSS growth."""
-    from snnkit.bench import _SavedBytes
+    from snnkit.bench.engine import _SavedBytes
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
