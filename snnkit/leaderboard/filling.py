@@ -38,7 +38,7 @@ def fill(
     (:mod:`snnkit.executors`). Pool and Ray workers return their results and this process
     alone writes them to ``db``, each as soon as its cell finishes."""
     from snnkit.registry import get_registry
-    from snnkit.train import resolve
+    from snnkit.runconfig import resolve_run
 
     if executor not in EXECUTORS:
         raise SnnkitError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
@@ -52,16 +52,17 @@ def fill(
         if not (value >= 0 and value < 1e6):  # NaN fails too
             raise SnnkitError(f"{flag} must be a number >= 0, got {value}")
     registry = registry or get_registry()
-    resolved = [resolve(c, registry) for c in configs]  # every mistake before any training
-    status = {i: "recorded" for i, c in enumerate(resolved) if _recorded(db, c)}
+    # resolved once, every mistake found before any training
+    resolved = [resolve_run(c, registry) for c in configs]
+    status = {i: "recorded" for i, r in enumerate(resolved) if _recorded(db, r.config)}
     todo = [i for i in range(len(resolved)) if i not in status]
     if executor == "local" and jobs == 1:
         for i in todo:
-            status[i] = _train_here(resolved[i], db, out, registry, progress, console)
+            status[i] = _train_here(resolved[i], db, out, progress, console)
     elif todo:
         status.update(
             _train_elsewhere(
-                resolved,
+                [r.config for r in resolved],
                 todo,
                 db,
                 out,
@@ -74,7 +75,7 @@ def fill(
                 gpus_per_task,
             )  # fmt: skip
         )
-    return [(c, status[i]) for i, c in enumerate(resolved)]
+    return [(r.config, status[i]) for i, r in enumerate(resolved)]
 
 
 def _recorded(db: str | Path, config) -> bool:
@@ -91,21 +92,14 @@ def _recorded(db: str | Path, config) -> bool:
         )
 
 
-def _train_here(config, db, out, registry, progress, console) -> str:
-    """Train one cell in this process, recording it as it trains."""
+def _train_here(resolved, db, out, progress, console) -> str:
+    """Train one cell (a :class:`snnkit.runconfig.ResolvedRun`) in this process, recording
+    it as it trains."""
     from snnkit.train import CHECKPOINT, default_out_dir, run
 
-    folder = default_out_dir(config, out)
+    folder = default_out_dir(resolved.config, out)
     resume = (folder / CHECKPOINT).exists()
-    run(
-        config,
-        db=db,
-        out=folder,
-        resume=resume,
-        progress=progress,
-        console=console,
-        registry=registry,
-    )
+    run(resolved, db=db, out=folder, resume=resume, progress=progress, console=console)
     return "resumed" if resume else "trained"
 
 
