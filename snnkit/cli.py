@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 the job failed, 2 bad usage (one line, no traceback).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -343,33 +344,8 @@ def run(
         )
     use_threads(threads)
     registry = _registry()
-    options = dict(
-        dataset=dataset,
-        grad=grad if grad is not None else default_method(registry),
-        neuron=neuron,
-        hidden=hidden,
-        arch=arch,
-        recurrent=recurrent,
-        surrogate=surrogate,
-        loss=loss,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        lr_threshold=lr_threshold,
-        clip_grad=clip_grad,
-        schedule=schedule,
-        seed=seed,
-        device=device,
-        dtype=dtype,
-        dt=dt,
-        init_rate=init_rate,
-        readout=readout,
-        neuron_options=_parse_options(neuron_opt, "--neuron-opt"),
-        layer_options=_parse_options(layer_opt, "--layer-opt"),
-        dataset_options=_parse_options(data_opt, "--data-opt"),
-        data_dir=str(data_dir) if data_dir is not None else None,
-    )
-    given = {name for name in _SETTING_PARAMS if _on_command_line(ctx, name)}
+    options = _run_options(ctx, registry)
+    given = {p for p in _setting_params(ctx) if _on_command_line(ctx, p)}
     if run_id is not None and not resume:
         raise SnnkitError(f"--run-id {run_id} names a run to continue; add --resume")
     if resume:
@@ -413,15 +389,36 @@ def run(
     )
 
 
-# the options of `snnkit run` that choose what is trained (all but where things are
-# written and how the run is shown); with --resume, given ones must match the checkpoint
-_SETTING_PARAMS = (
-    "neuron", "grad", "dataset", "hidden", "arch", "recurrent", "surrogate", "loss", "epochs",
-    "batch_size", "lr", "lr_threshold", "clip_grad", "schedule", "seed", "device", "dtype",
-    "dt", "init_rate", "readout", "neuron_opt", "layer_opt", "data_opt", "data_dir",
-)  # fmt: skip
+# `snnkit run`'s options are RunConfig's fields (tests/test_cli.py checks the two against
+# each other): same names, but for these, which take KEY=VALUE pairs, and for the fields
+# that only recipes set
 _OPTION_FIELDS = {"neuron_opt": "neuron_options", "layer_opt": "layer_options",
                   "data_opt": "dataset_options"}  # fmt: skip
+RECIPE_ONLY_FIELDS = ("readout_tau",)
+
+
+def _setting_params(ctx: typer.Context) -> list[str]:
+    """The parameters of `snnkit run` that choose what is trained, in the order declared:
+    those of RunConfig's fields (not where things are written, or how the run is shown)."""
+    from snnkit.train import RunConfig
+
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    return [p.name for p in ctx.command.params if _OPTION_FIELDS.get(p.name, p.name) in fields]
+
+
+def _run_options(ctx: typer.Context, registry) -> dict:
+    """RunConfig's fields from the parameters of `snnkit run` (KEY=VALUE pairs parsed)."""
+    options = {}
+    for name in _setting_params(ctx):
+        value = ctx.params[name]
+        if name in _OPTION_FIELDS:
+            value = _parse_options(value, "--" + name.replace("_", "-"))
+        elif isinstance(value, Path):
+            value = str(value)
+        options[_OPTION_FIELDS.get(name, name)] = value
+    if options["grad"] is None:
+        options["grad"] = default_method(registry)
+    return options
 
 
 def _on_command_line(ctx: typer.Context, name: str) -> bool:
