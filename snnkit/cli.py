@@ -331,7 +331,7 @@ def run(
     """Train a network and record the run (defaults: a small network on Yin-Yang)."""
     from snnkit.distributed import world_from_env
     from snnkit.threads import use_threads
-    from snnkit.train import RunConfig
+    from snnkit.train import RunConfig, resolve_run
     from snnkit.train import run as train_run
 
     world = world_from_env()
@@ -356,22 +356,17 @@ def run(
         config = RunConfig(**options)
     if json_file is not None:
         writable_file(json_file, "--json")
+    resolved = resolve_run(config, registry)  # once: the later steps take it as it is
     if nproc > 1:  # every mistake found here, once, before any worker starts
         from snnkit.launch import launch, strip_option
         from snnkit.train import check_outputs
 
-        check_outputs(config, db, out, resume, registry)
+        check_outputs(resolved, db, out, resume)
         launch(nproc, strip_option(_ARGS, "--nproc"), threads)
         return
     with _one_line_warnings():
         result = train_run(
-            config,
-            db=db,
-            out=out,
-            resume=resume,
-            progress=progress,
-            console=console,
-            registry=registry,
+            resolved, db=db, out=out, resume=resume, progress=progress, console=console
         )
     if not world.main:  # rank 0 reports and writes --json
         return
