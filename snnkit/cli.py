@@ -344,7 +344,9 @@ def run(
         )
     use_threads(threads)
     registry = _registry()
-    options = _run_options(ctx, registry)
+    options = _config_options(ctx)
+    if options["grad"] is None:
+        options["grad"] = default_method(registry)
     given = {p for p in _setting_params(ctx) if _on_command_line(ctx, p)}
     if run_id is not None and not resume:
         raise SnnkitError(f"--run-id {run_id} names a run to continue; add --resume")
@@ -393,16 +395,16 @@ RECIPE_ONLY_FIELDS = ("readout_tau",)
 
 
 def _setting_params(ctx: typer.Context) -> list[str]:
-    """The parameters of `snnkit run` that choose what is trained, in the order declared:
-    those of RunConfig's fields (not where things are written, or how the run is shown)."""
+    """A command's parameters that choose what is trained, in the order declared: those of
+    RunConfig's fields (not where things are written, or how the run is shown)."""
     from snnkit.train import RunConfig
 
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     return [p.name for p in ctx.command.params if _OPTION_FIELDS.get(p.name, p.name) in fields]
 
 
-def _run_options(ctx: typer.Context, registry) -> dict:
-    """RunConfig's fields from the parameters of `snnkit run` (KEY=VALUE pairs parsed)."""
+def _config_options(ctx: typer.Context) -> dict:
+    """The RunConfig fields a command's parameters set (KEY=VALUE pairs parsed)."""
     options = {}
     for name in _setting_params(ctx):
         value = ctx.params[name]
@@ -411,8 +413,6 @@ def _run_options(ctx: typer.Context, registry) -> dict:
         elif isinstance(value, Path):
             value = str(value)
         options[_OPTION_FIELDS.get(name, name)] = value
-    if options["grad"] is None:
-        options["grad"] = default_method(registry)
     return options
 
 
@@ -907,6 +907,7 @@ def leaderboard_report(
 @leaderboard_app.command("run")
 @user_errors
 def leaderboard_run(
+    ctx: typer.Context,
     grad: Annotated[list[str], typer.Option("--grad", help="Methods to rank (repeatable).")],
     dataset: Annotated[str, typer.Option(help="Task.")] = "yinyang",
     neuron: Annotated[str, typer.Option(help="Neuron model.")] = "lif",
@@ -959,18 +960,9 @@ def leaderboard_run(
         raise SnnkitError(f"--seeds must be between 1 and 1000, got {seeds}")
     writable_dir(out, "--out")
     writable_file(db, "--db")
+    options = _config_options(ctx)  # the grid's shared settings, with --grad's list
     configs = [
-        RunConfig(
-            dataset=dataset,
-            grad=method,
-            neuron=neuron,
-            epochs=epochs,
-            seed=seed,
-            device=device,
-            dtype=dtype,
-            data_dir=str(data_dir) if data_dir is not None else None,
-            dataset_options=_parse_options(data_opt, "--data-opt"),
-        )
+        RunConfig(**{**options, "grad": method, "seed": seed})
         for method in grad
         for seed in range(seeds)
     ]

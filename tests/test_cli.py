@@ -100,6 +100,24 @@ def test_run_options_are_the_run_config_fields():
     assert set(params) - settings == RUN_PLUMBING
 
 
+def test_leaderboard_run_options_are_run_config_fields_or_grid_plumbing():
+    """`snnkit leaderboard run`'s settings are RunConfig fields with RunConfig's defaults
+    (the grid's --grad is a list; its seeds come from --seeds)."""
+    group = typer.main.get_command(cli.app).commands["leaderboard"]
+    params = {p.name: p for p in group.commands["run"].params if p.name != "ctx"}
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    option_of = {field: name for name, field in cli._OPTION_FIELDS.items()}
+    settings = {option_of.get(name, name) for name in fields} & set(params) - {"grad"}
+    for name in settings:
+        f = fields[cli._OPTION_FIELDS.get(name, name)]
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        expected = None if name in cli._OPTION_FIELDS else default
+        assert params[name].default == expected, name
+    plumbing = {"seeds", "db", "out", "progress", "threads", "executor", "jobs", "address"}
+    plumbing |= {"cpus_per_task", "gpus_per_task"}
+    assert set(params) - settings == {"grad"} | plumbing
+
+
 def test_plugins_lists_the_builtins(invoke):
     result = invoke("plugins")
     assert result.exit_code == 0, result.output
