@@ -97,7 +97,7 @@ def measure(dataset: str, grad: str, data_dir: Path, batches: int) -> dict:
     n_train = round(FULL_TRAIN[dataset] * (1 - VALIDATION))
     full_batches = -(-n_train // config.batch_size)
     median = statistics.median(per_batch)
-    x, _ = trainer._batch("train", torch.arange(config.batch_size))
+    x, _ = trainer.batch("train", torch.arange(config.batch_size))
     return {
         "dataset": dataset,
         "grad": grad,

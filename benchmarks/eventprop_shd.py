@@ -66,17 +66,17 @@ def one(method: str, root: Path, batches: int, threads: int) -> dict:
     before = _rss_mb()
     walls, cpus, spikes = [], [], []
     for part in index[:n].split(trainer.config.batch_size):
-        x, y = trainer._batch("train", part)
+        x, y = trainer.batch("train", part)
         t0, c0 = time.perf_counter(), time.process_time()
         trainer.model.reset_state()
-        output, hidden = trainer._outputs(trainer.model(x))
+        output, hidden = trainer.outputs(trainer.model(x))
         loss = trainer.loss(output, y)
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainer.optimizer.step()
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
-        rates, _ = trainer._spike_stats(hidden)
+        rates, _ = trainer.kind.spike_stats(hidden)
         spikes.append(rates[0] * 1000.0 / trainer.config.dt)
     per_epoch = math.ceil(TRAIN_RECORDINGS / trainer.config.batch_size)
     return {

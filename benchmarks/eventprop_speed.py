@@ -52,11 +52,11 @@ def batch_time(threads: int, repeats: int) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     trainer = _trainer("eventprop")
-    x, y = trainer._batch("train", torch.arange(32))
+    x, y = trainer.batch("train", torch.arange(32))
     times = []
     for _ in range(repeats + 1):
         start = time.perf_counter()
-        out, _ = trainer._outputs(trainer.model(x))
+        out, _ = trainer.outputs(trainer.model(x))
         trainer.loss(out, y).backward()
         times.append(time.perf_counter() - start)
     return {"seconds": statistics.median(times[1:]), "repeats": repeats}
@@ -64,22 +64,22 @@ def batch_time(threads: int, repeats: int) -> dict:
 
 def epoch_cost(grad: str, threads: int) -> dict:
     """One training epoch of ``grad``: seconds, saved-for-backward bytes, peak-RSS growth."""
-    from snnkit.bench import _SavedBytes
+    from snnkit.bench.engine import _SavedBytes
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     trainer = _trainer(grad)
-    x, y = trainer._batch("train", torch.arange(32))
+    x, y = trainer.batch("train", torch.arange(32))
     if grad == "eventprop":
         records = trainer.model.options["record"] = []
-        out, _ = trainer._outputs(trainer.model(x))
+        out, _ = trainer.outputs(trainer.model(x))
         saved = _record_bytes(records)
         del trainer.model.options["record"]
     else:
         counter = _SavedBytes()
         with counter.hooks():
             trainer.model.reset_state()
-            out, _ = trainer._outputs(trainer.model(x))
+            out, _ = trainer.outputs(trainer.model(x))
         saved = counter.total
     del out
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from snnkit.bench import BASELINE, _iteration, _Runner, _SavedBytes, _Skip
+from snnkit.bench.engine import BASELINE, _iteration, _Runner, _SavedBytes, _Skip
 from snnkit.neurons import LIF
 
 PEERS = ("snntorch", "spikingjelly")

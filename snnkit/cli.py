@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 the job failed, 2 bad usage (one line, no traceback).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -330,7 +331,7 @@ def run(
     """Train a network and record the run (defaults: a small network on Yin-Yang)."""
     from snnkit.distributed import world_from_env
     from snnkit.threads import use_threads
-    from snnkit.train import RunConfig
+    from snnkit.train import RunConfig, resolve_run
     from snnkit.train import run as train_run
 
     world = world_from_env()
@@ -343,33 +344,10 @@ def run(
         )
     use_threads(threads)
     registry = _registry()
-    options = dict(
-        dataset=dataset,
-        grad=grad if grad is not None else default_method(registry),
-        neuron=neuron,
-        hidden=hidden,
-        arch=arch,
-        recurrent=recurrent,
-        surrogate=surrogate,
-        loss=loss,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        lr_threshold=lr_threshold,
-        clip_grad=clip_grad,
-        schedule=schedule,
-        seed=seed,
-        device=device,
-        dtype=dtype,
-        dt=dt,
-        init_rate=init_rate,
-        readout=readout,
-        neuron_options=_parse_options(neuron_opt, "--neuron-opt"),
-        layer_options=_parse_options(layer_opt, "--layer-opt"),
-        dataset_options=_parse_options(data_opt, "--data-opt"),
-        data_dir=str(data_dir) if data_dir is not None else None,
-    )
-    given = {name for name in _SETTING_PARAMS if _on_command_line(ctx, name)}
+    options = _config_options(ctx)
+    if options["grad"] is None:
+        options["grad"] = default_method(registry)
+    given = {p for p in _setting_params(ctx) if _on_command_line(ctx, p)}
     if run_id is not None and not resume:
         raise SnnkitError(f"--run-id {run_id} names a run to continue; add --resume")
     if resume:
@@ -380,22 +358,17 @@ def run(
         config = RunConfig(**options)
     if json_file is not None:
         writable_file(json_file, "--json")
+    resolved = resolve_run(config, registry)  # once: the later steps take it as it is
     if nproc > 1:  # every mistake found here, once, before any worker starts
         from snnkit.launch import launch, strip_option
         from snnkit.train import check_outputs
 
-        check_outputs(config, db, out, resume, registry)
+        check_outputs(resolved, db, out, resume)
         launch(nproc, strip_option(_ARGS, "--nproc"), threads)
         return
     with _one_line_warnings():
         result = train_run(
-            config,
-            db=db,
-            out=out,
-            resume=resume,
-            progress=progress,
-            console=console,
-            registry=registry,
+            resolved, db=db, out=out, resume=resume, progress=progress, console=console
         )
     if not world.main:  # rank 0 reports and writes --json
         return
@@ -413,15 +386,34 @@ def run(
     )
 
 
-# the options of `snnkit run` that choose what is trained (all but where things are
-# written and how the run is shown); with --resume, given ones must match the checkpoint
-_SETTING_PARAMS = (
-    "neuron", "grad", "dataset", "hidden", "arch", "recurrent", "surrogate", "loss", "epochs",
-    "batch_size", "lr", "lr_threshold", "clip_grad", "schedule", "seed", "device", "dtype",
-    "dt", "init_rate", "readout", "neuron_opt", "layer_opt", "data_opt", "data_dir",
-)  # fmt: skip
+# `snnkit run`'s options are RunConfig's fields (tests/test_cli.py checks the two against
+# each other): same names, but for these, which take KEY=VALUE pairs, and for the fields
+# that only recipes set
 _OPTION_FIELDS = {"neuron_opt": "neuron_options", "layer_opt": "layer_options",
                   "data_opt": "dataset_options"}  # fmt: skip
+RECIPE_ONLY_FIELDS = ("readout_tau",)
+
+
+def _setting_params(ctx: typer.Context) -> list[str]:
+    """A command's parameters that choose what is trained, in the order declared: those of
+    RunConfig's fields (not where things are written, or how the run is shown)."""
+    from snnkit.train import RunConfig
+
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    return [p.name for p in ctx.command.params if _OPTION_FIELDS.get(p.name, p.name) in fields]
+
+
+def _config_options(ctx: typer.Context) -> dict:
+    """The RunConfig fields a command's parameters set (KEY=VALUE pairs parsed)."""
+    options = {}
+    for name in _setting_params(ctx):
+        value = ctx.params[name]
+        if name in _OPTION_FIELDS:
+            value = _parse_options(value, "--" + name.replace("_", "-"))
+        elif isinstance(value, Path):
+            value = str(value)
+        options[_OPTION_FIELDS.get(name, name)] = value
+    return options
 
 
 def _on_command_line(ctx: typer.Context, name: str) -> bool:
@@ -915,6 +907,7 @@ def leaderboard_report(
 @leaderboard_app.command("run")
 @user_errors
 def leaderboard_run(
+    ctx: typer.Context,
     grad: Annotated[list[str], typer.Option("--grad", help="Methods to rank (repeatable).")],
     dataset: Annotated[str, typer.Option(help="Task.")] = "yinyang",
     neuron: Annotated[str, typer.Option(help="Neuron model.")] = "lif",
@@ -967,18 +960,9 @@ def leaderboard_run(
         raise SnnkitError(f"--seeds must be between 1 and 1000, got {seeds}")
     writable_dir(out, "--out")
     writable_file(db, "--db")
+    options = _config_options(ctx)  # the grid's shared settings, with --grad's list
     configs = [
-        RunConfig(
-            dataset=dataset,
-            grad=method,
-            neuron=neuron,
-            epochs=epochs,
-            seed=seed,
-            device=device,
-            dtype=dtype,
-            data_dir=str(data_dir) if data_dir is not None else None,
-            dataset_options=_parse_options(data_opt, "--data-opt"),
-        )
+        RunConfig(**{**options, "grad": method, "seed": seed})
         for method in grad
         for seed in range(seeds)
     ]
@@ -1066,7 +1050,7 @@ def conformance(
         for method in methods:
             for result in iter_cases(method, dtypes, device, peers, neuron=spec, surrogate=chosen):
                 results.append(result)
-                bar.update(task, advance=1, description=f"{method.name} {result.case}")
+                bar.update(task, advance=1, description=f"{method.name} {result.name}")
     if spec is not None or chosen is not None:
         under_test = [x.describe() for x in (spec, chosen) if x is not None]
         console.print(Text(f"under test: {', '.join(under_test)}"), soft_wrap=True)
@@ -1080,7 +1064,7 @@ def conformance(
         if r.status != "passed":  # why a case was skipped, failed or crashed, in full
             line = Text(r.status, style=STATUS_STYLES[r.status])
             console.print(
-                line.append(f" {r.method} / {r.case} / {r.dtype}: {r.detail}"), soft_wrap=True
+                line.append(f" {r.method} / {r.name} / {r.dtype}: {r.detail}"), soft_wrap=True
             )
     failed = [r for r in results if r.counts_as_failure]
     passed = not failed and not unchecked
@@ -1151,7 +1135,7 @@ def _conformance_table(method, results) -> Table:
         err = f"{r.max_rel_err:.1e}" if r.max_rel_err == r.max_rel_err else "—"
         cos = f"{r.cosine:.9f}" if r.cosine == r.cosine else "—"
         status = Text(r.status, style=STATUS_STYLES[r.status])
-        table.add_row(Text(r.case), r.dtype, err, cos, f"{r.tolerance:.0e}", status)
+        table.add_row(Text(r.name), r.dtype, err, cos, f"{r.tolerance:.0e}", status)
     return table
 
 

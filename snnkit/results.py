@@ -594,42 +594,6 @@ class ResultsStore:
         stale ones (their process died)."""
         return [r for r in reversed(self.runs(status=None)) if r.state in ("interrupted", "stale")]
 
-    def summary(self, *, dataset: str | None = None) -> list[dict]:
-        """Completed runs aggregated per (dataset, method, neuron), over seeds
-        (:func:`over_seeds`): mean ± sample std (None for one seed).
-
-        Sorted by dataset, then by mean test accuracy (best first; groups without any test
-        accuracy last).
-        """
-        groups: dict[tuple[str, str, str], list[RunRecord]] = {}
-        for record in self.runs(dataset=dataset, status="completed"):
-            groups.setdefault((record.dataset, record.method, record.neuron), []).append(record)
-        result = []
-        for (ds, method, neuron), members in groups.items():
-            accuracy = over_seeds(members, "test_accuracy")
-            result.append(
-                {
-                    "dataset": ds,
-                    "method": method,
-                    "neuron": neuron,
-                    "runs": len(members),
-                    "seeds": sorted({m.seed for m in members}),
-                    "test_accuracy_mean": accuracy.mean,
-                    "test_accuracy_std": accuracy.std,
-                    "seconds_per_epoch_mean": over_seeds(members, "seconds_per_epoch").mean,
-                }
-            )
-        result.sort(
-            key=lambda g: (
-                g["dataset"],
-                g["test_accuracy_mean"] is None,
-                -(g["test_accuracy_mean"] or 0.0),
-                g["method"],
-                g["neuron"],
-            )
-        )
-        return result
-
     @staticmethod
     def _epochs(conn: sqlite3.Connection, run_ids: list[int]) -> dict[int, list[dict]]:
         out: dict[int, list[dict]] = {}

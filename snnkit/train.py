@@ -1,5 +1,9 @@
 """The training loop: Adam, per-epoch evaluation, metrics, checkpoints and resumption.
 
+A run's settings are declared and resolved in :mod:`snnkit.runconfig` (re-exported here);
+what differs between raster and event methods (input preparation, outputs, spike
+statistics, ``--arch`` networks) is their :class:`~snnkit.input_kinds.InputKind`.
+
 Determinism: weights are drawn from ``torch.manual_seed(seed)``; each epoch's batch
 order comes from a generator seeded by ``(seed, epoch)``, so an interrupted run resumed
 from its checkpoint follows exactly the same trajectory as an uninterrupted one (CPU).
@@ -9,10 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import platform
-import re
 import resource
 import time
 import warnings
@@ -25,176 +27,26 @@ import torch
 
 from snnkit import distributed
 from snnkit.distributed import SINGLE, World
-from snnkit.errors import SilentLayerWarning, SnnkitError, check
+from snnkit.errors import SilentLayerWarning, SnnkitError
+from snnkit.input_kinds import input_kind
 from snnkit.interrupts import Interrupted, deferred, stop_on_signals
 from snnkit.neurons import LI
 from snnkit.nn import NeuronParameters
 from snnkit.registry import Registry, get_registry
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-MAX_INT = 2**31 - 1  # seeds and batch sizes: the batch-order generator's seed stays in int64
-SCHEDULES = ("none", "cosine", "step:GAMMA:EVERY")
-
-
-def step_schedule(text: str) -> tuple[float, int] | None:
-    """``"step:0.95:5"`` -> ``(0.95, 5)``: the learning rate times GAMMA every EVERY epochs
-    (W&P's Yin-Yang schedule); None for any other schedule name."""
-    kind, _, rest = text.partition(":")
-    if kind != "step":
-        return None
-    gamma, _, every = rest.partition(":")
-    try:
-        gamma_f, every_i = float(gamma), int(every)
-    except ValueError:
-        every_i, gamma_f = 0, 0.0
-    if not (0 < gamma_f <= 1 and every_i >= 1):
-        raise SnnkitError(
-            f"--schedule {text!r}: use step:GAMMA:EVERY with 0 < GAMMA <= 1 and EVERY >= 1 "
-            "epochs, e.g. step:0.95:5"
-        )
-    return gamma_f, every_i
-
-
-def check_device(device: str) -> None:
-    """Refuse a device string other than ``cpu``, ``cuda`` or ``cuda:N`` of a present GPU."""
-    check(
-        re.fullmatch(r"cpu|cuda(:\d+)?", device) is not None,
-        f"--device must be cpu or cuda[:N], got {device!r}",
-    )
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise SnnkitError(
-                f"--device {device}: no CUDA device is available here; use --device cpu"
-            )
-        index = int(device.partition(":")[2] or 0)
-        count = torch.cuda.device_count()
-        check(index < count, f"--device {device}: there are {count} CUDA devices (cuda:0 ..)")
-
-
-READOUTS = ("li", "spiking")  # leaky-integrator voltage readout, or a spiking output layer
-# layer options that switch something on or off (`--layer-opt train_threshold=true`): a
-# string such as "maybe" would be truthy, so anything but a boolean is refused
-BOOLEAN_LAYER_OPTIONS = ("train_tau", "train_threshold", "recurrent", "bias")
-
-
-@dataclass
-class RunConfig:
-    """Everything that defines a training run. ``None`` fields take the dataset's defaults."""
-
-    dataset: str = "yinyang"
-    grad: str = "bptt"
-    neuron: str = "lif"
-    hidden: str | None = None
-    arch: str | None = (
-        None  # layers as a compact spec or a TOML file (snnkit.arch); not with hidden
-    )
-    recurrent: bool = False
-    surrogate: str | None = None
-    loss: str | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    lr_threshold: float | None = None  # trained thresholds' Adam learning rate (None: lr)
-    clip_grad: float | None = None  # clip the gradient's global norm to this (None: never)
-    schedule: str | None = None
-    seed: int = 0
-    device: str = "cpu"
-    dtype: str | None = None  # float32 unless the dataset's recipe says otherwise
-    dt: float | None = None
-    # Hz: input weights scaled at the start so the first hidden layer fires at this rate on
-    # training data (snnkit.init.scale_to_rate); 0/None: off
-    init_rate: float | None = None
-    neuron_options: dict[str, Any] = field(default_factory=dict)
-    readout_tau: float | None = None
-    readout: str | None = None
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    layer_options: dict[str, Any] = field(default_factory=dict)
-    data_dir: str | None = None  # where file-based datasets live (--data-dir / SNNKIT_DATA)
-
-    def resolved(self, defaults: dict[str, Any], representation: str = "raster") -> RunConfig:
-        """A copy with unset fields filled from ``defaults`` (dataset recommendations).
-
-        ``defaults["events"]``, if present, overrides the rest for event methods (their
-        recipes differ: continuous time, spiking readouts, no raster layer options).
-        """
-        defaults = dict(defaults)
-        event_recipe = defaults.pop("events", {})
-        if representation == "events":
-            defaults.update(event_recipe)
-        fallback = {
-            "hidden": "100",
-            "surrogate": "exponential",
-            "loss": "ce_max",
-            "epochs": 10,
-            "batch_size": 32,
-            "lr": 1e-3,
-            "schedule": "none",
-            "dt": 1.0,
-            "init_rate": 0.0,
-            "readout_tau": None,
-            "readout": "li",
-            "dtype": "float32",
-        }
-        if self.hidden is not None and self.arch is not None:
-            raise SnnkitError("--arch and --hidden both describe the network; give one of them")
-        out = dataclasses.replace(self)
-        for name, value in {**fallback, **defaults}.items():
-            if name == "neuron_options":  # keyed by neuron kind
-                out.neuron_options = {**value.get(self.neuron, {}), **self.neuron_options}
-            elif name.endswith("_options"):
-                merged = {**value, **getattr(out, name)}
-                setattr(out, name, merged)
-            elif getattr(out, name, None) is None:
-                setattr(out, name, value)
-        if self.hidden is not None:  # the user's MLP over the recipe's architecture
-            out.arch = None
-        if out.arch is not None:
-            from snnkit.arch import canonical
-
-            out.arch, out.hidden = canonical(out.arch), None
-        return out
-
-    def validate(self) -> None:
-        check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
-        check(
-            1 <= self.batch_size <= MAX_INT,
-            f"--batch-size must be between 1 and {MAX_INT}, got {self.batch_size}",
-        )
-        check(0 <= self.seed <= MAX_INT, f"--seed must be between 0 and {MAX_INT}, got {self.seed}")
-        check(
-            self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"
-        )
-        check(
-            self.lr_threshold is None
-            or (self.lr_threshold > 0 and math.isfinite(self.lr_threshold)),
-            f"--lr-threshold must be a positive number, got {self.lr_threshold}",
-        )
-        check(
-            self.clip_grad is None or (self.clip_grad > 0 and math.isfinite(self.clip_grad)),
-            f"--clip-grad must be a positive number, got {self.clip_grad}",
-        )
-        check(
-            self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"
-        )
-        check(
-            self.init_rate >= 0 and math.isfinite(self.init_rate),
-            f"--init-rate must be a rate in Hz >= 0 (0: off), got {self.init_rate}",
-        )
-        check(
-            self.readout in READOUTS,
-            f"--readout must be one of {', '.join(READOUTS)}, got {self.readout!r}",
-        )
-        check(
-            self.schedule in SCHEDULES[:2] or step_schedule(self.schedule) is not None,
-            f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
-        )
-        for key in BOOLEAN_LAYER_OPTIONS:
-            value = self.layer_options.get(key, False)
-            check(
-                isinstance(value, bool),
-                f"--layer-opt {key} must be true or false, got {value!r}",
-            )
-        check_device(self.device)
+from snnkit.runconfig import (  # noqa: F401  re-exported: snnkit.train's public names
+    BOOLEAN_LAYER_OPTIONS,
+    DTYPES,
+    MAX_INT,
+    READOUTS,
+    SCHEDULES,
+    ResolvedRun,
+    RunConfig,
+    check_device,
+    resolve,
+    resolve_run,
+    step_schedule,
+    with_method_defaults,
+)
 
 
 @dataclass
@@ -214,6 +66,18 @@ class EpochMetrics:
     # optimiser steps skipped because a gradient was not finite (e.g. a spike whose dV/dt
     # rounds to zero in float32: the exact spike-time gradient is infinite there)
     skipped_steps: int = 0
+
+
+@dataclass
+class Step:
+    """One batch of an epoch after its optimiser step: what :attr:`Trainer.step_hooks` see."""
+
+    epoch: int
+    batch: int  # its position in the epoch, from 0
+    index: torch.Tensor  # the global batch's sample indices in the training split
+    loss: torch.Tensor  # this rank's mean loss
+    hidden: list[torch.Tensor]  # each hidden layer's spikes (raster or spike times)
+    stepped: bool  # False: no gradient reached the loss, or it was not finite (skipped)
 
 
 @dataclass
@@ -281,37 +145,28 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def resolve(config: RunConfig, registry: Registry | None = None) -> RunConfig:
-    """``config`` with the dataset's and the method's defaults filled in, validated: the
-    settings a run with it trains by (what the results store records)."""
-    reg = registry or get_registry()
-    method = reg.gradient(config.grad)
-    defaults = with_method_defaults(reg.dataset(config.dataset).defaults, method)
-    resolved = config.resolved(defaults, method.representation)
-    resolved.validate()
-    # the neuron and its options, and whether the method takes it: cheap to build, so
-    # checked here too (a grid of runs is checked before any of them trains)
-    method.check(reg.neuron(resolved.neuron, dt=resolved.dt, **resolved.neuron_options))
-    return resolved
-
-
 class Trainer:
-    """Builds model, data and optimiser from a :class:`RunConfig` and trains it; under
-    DDP (``world`` of several processes) each rank trains on its share of every global
-    batch (:mod:`snnkit.distributed`)."""
+    """Builds model, data and optimiser from a :class:`RunConfig` (or a :class:`ResolvedRun`,
+    not resolved again) and trains it; under DDP (``world`` of several processes) each rank
+    trains on its share of every global batch (:mod:`snnkit.distributed`).
+
+    ``step_hooks`` are called after every batch's optimiser step (or skipped step) with
+    the trainer and that :class:`Step`: the place for a rule that adjusts the network
+    between steps."""
 
     def __init__(
-        self, config: RunConfig, registry: Registry | None = None, world: World = SINGLE
+        self,
+        config: RunConfig | ResolvedRun,
+        registry: Registry | None = None,
+        world: World = SINGLE,
     ) -> None:
-        self.registry = registry or get_registry()
+        run = resolve_run(config, registry)
+        self.registry = reg = run.registry
         self.world = world
-        reg = self.registry
-        spec = reg.dataset(config.dataset)
-        self.method = reg.gradient(config.grad)
-        self.events = self.method.representation == "events"
-        self.config = config = resolve(config, reg)
-        self.neuron = reg.neuron(config.neuron, dt=config.dt, **config.neuron_options)
-        self.method.check(self.neuron)
+        spec = run.dataset
+        self.method = run.method
+        self.config = config = run.config
+        self.neuron = run.neuron
         self.loss = reg.loss(config.loss)
         self.surrogate = reg.surrogate(config.surrogate)
         self.device = distributed.device_of(config.device, world)
@@ -322,10 +177,11 @@ class Trainer:
             data_options.setdefault("data_dir", config.data_dir)
         with _unknown_options("--data-opt", f"dataset '{config.dataset}'"):
             self.data = {s: spec.load(s, **data_options) for s in spec.splits}
+        self.kind = input_kind(self.method, config.dt, self.data["train"])
         torch.manual_seed(config.seed)
         with _unknown_options("--layer-opt", f"method '{config.grad}'"):
             self.model = self._network(self.data["train"]).to(self.device, self.dtype)
-        produces = _loss_input_kind(self.model.output_kind, self.events)
+        produces = self.kind.loss_input(self.model.output_kind)
         if self.loss.input != produces:
             raise SnnkitError(
                 f"loss '{config.loss}' reads {self.loss.input} but this network outputs "
@@ -335,10 +191,7 @@ class Trainer:
         # every split kept on the device: raster methods get it binned once, event
         # methods get the spike times themselves
         self.inputs = {
-            split: ds.events.to(self.device, self.dtype)
-            if self.events
-            else ds.raster(config.dt).to(self.device, self.dtype)
-            for split, ds in self.data.items()
+            split: self.kind.prepare(ds, self.device, self.dtype) for split, ds in self.data.items()
         }
         self.initial_rate = self._scale_input_weights() if config.init_rate else None
         self.optimizer = torch.optim.Adam(
@@ -356,6 +209,7 @@ class Trainer:
         else:
             self.scheduler = None
         self.history: list[EpochMetrics] = []
+        self.step_hooks: list[Callable[[Trainer, Step], None]] = []
 
     def _network(self, train) -> torch.nn.Module:
         """The model: ``--arch`` layers, else an MLP of ``--hidden`` sizes."""
@@ -373,25 +227,7 @@ class Trainer:
             shape = f"{train.num_inputs}-{config.hidden}-{train.num_classes}"
             return self.method.network(shape, self.neuron, **common, **config.layer_options)
         layers = arch.parse(config.arch)
-        if self.method.representation == "raster":
-            return arch.build(
-                layers,
-                self.method,
-                self.neuron,
-                input_shape=train.input_shape,
-                num_classes=train.num_classes,
-                **common,
-                **config.layer_options,
-            )
-        if arch.has_convolutions(layers[:-1]):
-            raise SnnkitError(
-                f"--grad {config.grad} builds fully connected event networks; --arch "
-                f"{config.arch} has convolution/pooling layers, which need a raster method "
-                "(bptt, exodus, slayer, rouser)"
-            )
-        sizes = [train.num_inputs, *(layer.size for layer in layers)]
-        common["recurrent"] = config.recurrent or any(layer.recurrent for layer in layers)
-        return self.method.network(sizes, self.neuron, **common, **config.layer_options)
+        return self.kind.network(self.method, layers, self.neuron, train, config, common)
 
     @torch.no_grad()
     def _scale_input_weights(self) -> float | None:
@@ -405,15 +241,15 @@ class Trainer:
             return None
         n = len(self.data["train"])
         index = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed))
-        x, _ = self._batch("train", index[: min(n, 32)])
+        x, _ = self.batch("train", index[: min(n, 32)])
         original = weight.detach().clone()
 
         def rates(factor: float) -> list[float]:  # per hidden layer, Hz
             weight.copy_(original * factor)
             self.model.reset_state()
-            _, hidden = self._outputs(self.model(x))
+            _, hidden = self.outputs(self.model(x))
             self.model.reset_state()
-            return [r * 1000.0 / self.config.dt for r in self._spike_stats(hidden)[0]]
+            return [r * 1000.0 / self.config.dt for r in self.kind.spike_stats(hidden)[0]]
 
         if not rates(1.0):
             weight.copy_(original)
@@ -422,24 +258,14 @@ class Trainer:
         weight.copy_(original * factor)
         return rate
 
-    def _batch(self, split: str, index: torch.Tensor):
-        inputs = self.inputs[split]
-        x = inputs[index] if self.events else inputs[:, index]
+    def batch(self, split: str, index: torch.Tensor):
+        """The samples ``index`` of ``split``: inputs as the method takes them, and labels."""
+        x = self.kind.select(self.inputs[split], index)
         return x, self.data[split].labels[index].to(self.device)
 
-    def _outputs(self, out) -> tuple[Any, list[torch.Tensor]]:
+    def outputs(self, out) -> tuple[Any, list[torch.Tensor]]:
         """What the loss reads, and each hidden layer's spikes (raster or spike times)."""
-        if not self.events:
-            return out.output, out.hidden_spikes
-        spiking_readout = self.model.output_kind == "spikes"
-        hidden = out.spikes[:-1] if spiking_readout else out.spikes
-        return (out.spikes[-1] if spiking_readout else out.readout), hidden
-
-    def _spike_stats(self, hidden: list[torch.Tensor]) -> tuple[list[float], list[float]]:
-        if not self.events:
-            return _spike_stats(hidden)
-        steps = self.data["train"].events.duration / self.config.dt
-        return _event_spike_stats(hidden, steps)
+        return self.kind.outputs(self.model, out)
 
     def backward(self, index: torch.Tensor) -> tuple[torch.Tensor, Any, torch.Tensor, Any, int]:
         """Forward and backward of this rank's share of the global batch ``index``: the
@@ -448,9 +274,9 @@ class Trainer:
         the loss (on any rank). Returns this rank's mean loss, the loss input, its labels,
         the hidden spikes and how many samples this rank counts (0: none of its own)."""
         mine, weight = distributed.shard(index, self.world)
-        x, y = self._batch("train", mine)
+        x, y = self.batch("train", mine)
         self.model.reset_state()
-        output, hidden = self._outputs(self.forward(x))
+        output, hidden = self.outputs(self.forward(x))
         loss = self.loss(output, y)
         if not torch.isfinite(loss):
             raise SnnkitError(f"the loss became {loss.item()}; lower --lr or check the inputs")
@@ -483,22 +309,18 @@ class Trainer:
                 loss, output, y, hidden, count = self.backward(index)
             except SnnkitError as exc:
                 raise SnnkitError(f"epoch {epoch}, batch {k}: {exc}") from None
-            if any(p.grad is not None for p in self.model.parameters()):
-                # the same decision on every rank: DDP's gradients are identical
-                if _finite_gradients(self.model):
-                    if cfg.clip_grad is not None:
-                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
-                    self.optimizer.step()
-                    stepped = True
-                else:  # one step lost, counted and reported; never NaN weights
-                    skipped += 1
+            outcome = self._optimizer_step()
+            stepped |= outcome == "stepped"
+            skipped += outcome == "skipped"
             with torch.no_grad():
                 if count:
                     total_loss += loss.item() * count
                     correct += (self.loss.predict(output) == y).sum().item()
-                r, d = self._spike_stats(hidden)
+                r, d = self.kind.spike_stats(hidden)
                 rates = r if rates is None else [a + b for a, b in zip(rates, r, strict=True)]
                 dead = d if dead is None else [a + b for a, b in zip(dead, d, strict=True)]
+            for hook in self.step_hooks:
+                hook(self, Step(epoch, k, index, loss, hidden, outcome == "stepped"))
             if on_batch is not None:
                 on_batch(k + 1, len(batches))
         seconds = time.perf_counter() - start
@@ -539,6 +361,19 @@ class Trainer:
             _warn_silent(metrics, cfg)
         return metrics
 
+    def _optimizer_step(self) -> str | None:
+        """Apply the batch's gradient: ``"stepped"``; ``"skipped"`` when it is not finite
+        (one step lost, counted and reported; never NaN weights); None without one. The
+        same decision on every rank: DDP's gradients are identical."""
+        if not any(p.grad is not None for p in self.model.parameters()):
+            return None
+        if not _finite_gradients(self.model):
+            return "skipped"
+        if self.config.clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
+        self.optimizer.step()
+        return "stepped"
+
     @torch.no_grad()
     def evaluate(self, split: str) -> tuple[float, float]:
         """Mean loss and accuracy on ``split``."""
@@ -547,9 +382,9 @@ class Trainer:
         total, correct = 0.0, 0
         chunks = torch.arange(n).split(max(self.config.batch_size, 256))
         for index in chunks[self.world.rank :: self.world.size]:  # under DDP: a share each
-            x, y = self._batch(split, index)
+            x, y = self.batch(split, index)
             self.model.reset_state()
-            out, _ = self._outputs(self.model(x))
+            out, _ = self.outputs(self.model(x))
             total += self.loss(out, y).item() * len(index)
             correct += (self.loss.predict(out) == y).sum().item()
         self.model.reset_state()
@@ -623,17 +458,6 @@ def _unknown_options(flag: str, owner: str):
         ) from None
 
 
-def with_method_defaults(dataset_defaults, method) -> dict[str, Any]:
-    """Dataset defaults overlaid with the method's ``run_defaults`` (RunConfig fields it
-    recommends, e.g. a surrogate or layer options); the user's choices still win."""
-    out = dict(dataset_defaults)
-    for name, value in method.run_defaults.items():
-        if name.endswith("_options"):
-            value = {**out.get(name, {}), **value}
-        out[name] = value
-    return out
-
-
 def _finite_gradients(model: torch.nn.Module) -> bool:
     """Whether every gradient of ``model`` is finite (one reduction over all of them)."""
     grads = [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
@@ -681,25 +505,6 @@ def threshold_stats(model: torch.nn.Module) -> list[dict[str, float]]:
     return stats
 
 
-def _spike_stats(spikes: list[torch.Tensor]) -> tuple[list[float], list[float]]:
-    """Per layer: mean spikes per neuron per step, and the fraction of silent neurons."""
-    rates, dead = [], []
-    for s in spikes:
-        rates.append(s.mean().item())
-        dead.append((s.sum(dim=(0, 1)) == 0).to(torch.float64).mean().item())
-    return rates, dead
-
-
-def _event_spike_stats(times: list[torch.Tensor], steps: float) -> tuple[list[float], list[float]]:
-    """:func:`_spike_stats` for spike times ``[B, N, K]``: rate per neuron per ``dt``."""
-    rates, dead = [], []
-    for t in times:
-        counts = torch.isfinite(t).sum(dim=2)  # [B, N]
-        rates.append(counts.to(torch.float64).mean().item() / steps)
-        dead.append((counts.sum(dim=0) == 0).to(torch.float64).mean().item())
-    return rates, dead
-
-
 def _warn_silent(metrics: EpochMetrics, cfg: RunConfig) -> None:
     """One :class:`SilentLayerWarning` per hidden layer that fired nothing all epoch."""
     for k, dead in enumerate(metrics.dead_fraction):
@@ -716,13 +521,6 @@ def _warn_silent(metrics: EpochMetrics, cfg: RunConfig) -> None:
                 ),
                 stacklevel=3,
             )
-
-
-def _loss_input_kind(output_kind: str, events: bool) -> str:
-    """The loss input a network provides: raster trace/spikes, or event spike times/readout."""
-    if not events:
-        return output_kind
-    return {"spikes": "spike_times", "trace": "readout"}[output_kind]
 
 
 def default_out_dir(config: RunConfig, root: str | os.PathLike = "runs") -> Path:
@@ -814,7 +612,7 @@ def _claim(folder: Path):
 
 
 def run(
-    config: RunConfig,
+    config: RunConfig | ResolvedRun,
     *,
     db: str | os.PathLike | None = "snnkit-results.db",
     out: str | os.PathLike | None = None,
@@ -835,10 +633,12 @@ def run(
     Under torchrun (``WORLD_SIZE`` > 1) this process joins the job's process group
     (:mod:`snnkit.distributed`); only rank 0 checks and writes ``out``, ``db`` and the
     progress display, and a peer's failure ends this rank with :class:`JobFailed`.
+    ``config`` is resolved once (:func:`resolve_run`), here unless it already is.
     """
-    world = distributed.init(config.device)
+    config = resolve_run(config, registry)
+    world = distributed.init(config.config.device)
     try:
-        return _run(config, world, db, out, resume, progress, console, registry, on_epoch)
+        return _run(config, world, db, out, resume, progress, console, on_epoch)
     except RuntimeError as exc:
         failed = distributed.lost_peer(exc, world)
         if failed is None:
@@ -850,7 +650,7 @@ def run(
 
 
 def check_outputs(
-    config: RunConfig, db, out, resume: bool, registry: Registry | None = None
+    config: RunConfig | ResolvedRun, db, out, resume: bool, registry: Registry | None = None
 ) -> Path:
     """The run's checkpoint folder, after checking that it and ``db`` can be written and
     that a new run (not ``resume``) would not overwrite an earlier checkpoint."""
@@ -868,15 +668,15 @@ def check_outputs(
     return out_dir
 
 
-def _run(config, world, db, out, resume, progress, console, registry, on_epoch) -> RunResult:
+def _run(resolved: ResolvedRun, world, db, out, resume, progress, console, on_epoch) -> RunResult:
     from snnkit.results import ResultsStore
 
-    out_dir = Path(out) if out is not None else default_out_dir(resolve(config, registry))
+    out_dir = Path(out) if out is not None else default_out_dir(resolved.config)
     if not world.main:  # rank 0 alone writes: the store, checkpoints, the display
         db, progress = None, False
     else:
-        check_outputs(config, db, out_dir, resume=True, registry=registry)
-    trainer = Trainer(config, registry, world)
+        check_outputs(resolved, db, out_dir, resume=True)
+    trainer = Trainer(resolved, world=world)
     config = trainer.config
     checkpoint = out_dir / CHECKPOINT
     claim = _claim(out_dir) if world.main else contextlib.nullcontext()

@@ -3,12 +3,14 @@ checkpoints, resumption and its determinism."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
 
 import pytest
 import torch
+import typer
 from fixtures.distributions import (
     BROKEN_IMPORT_PLUGIN,
     CLASH_PLUGIN,
@@ -24,6 +26,7 @@ import snnkit.cli as cli
 import snnkit.registry
 from snnkit.registry import get_registry
 from snnkit.results import ResultsStore
+from snnkit.train import RunConfig
 
 
 @pytest.fixture
@@ -63,6 +66,56 @@ def rows(output: str, first_cell: str) -> list[list[str]]:
 
 
 # -- snnkit plugins / datasets ------------------------------------------------------------------
+
+
+# `snnkit run`'s options that do not choose what is trained: where things are written, how
+# the run is shown, how it is launched
+RUN_PLUMBING = {"db", "out", "resume", "run_id", "json_file", "progress", "threads", "nproc"}
+
+
+def test_run_options_are_the_run_config_fields():
+    """One declaration of a run's settings: every RunConfig field is an option of `snnkit
+    run` with its name (KEY=VALUE dictionaries as --*-opt) and default (None where the
+    registry or the recipe chooses), but those only recipes set; every other option is
+    plumbing."""
+    command = typer.main.get_command(cli.app).commands["run"]
+    params = {p.name: p for p in command.params if p.name != "ctx"}
+    option_of = {field: name for name, field in cli._OPTION_FIELDS.items()}
+    settings = set()
+    for f in dataclasses.fields(RunConfig):
+        name = option_of.get(f.name, f.name)
+        if f.name in cli.RECIPE_ONLY_FIELDS:
+            assert name not in params, f"{f.name} is declared recipe-only but is an option"
+            continue
+        assert name in params, f"RunConfig.{f.name} has no `snnkit run` option --{name}"
+        settings.add(name)
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        given = params[name].default
+        if name in cli._OPTION_FIELDS:
+            assert (given, default) == (None, {}), f.name
+        elif f.name == "grad":
+            assert given is None  # $SNNKIT_DEFAULT_GRAD, else exodus, else bptt
+        else:
+            assert given == default, f"--{name} defaults to {given!r}, RunConfig to {default!r}"
+    assert set(params) - settings == RUN_PLUMBING
+
+
+def test_leaderboard_run_options_are_run_config_fields_or_grid_plumbing():
+    """`snnkit leaderboard run`'s settings are RunConfig fields with RunConfig's defaults
+    (the grid's --grad is a list; its seeds come from --seeds)."""
+    group = typer.main.get_command(cli.app).commands["leaderboard"]
+    params = {p.name: p for p in group.commands["run"].params if p.name != "ctx"}
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    option_of = {field: name for name, field in cli._OPTION_FIELDS.items()}
+    settings = {option_of.get(name, name) for name in fields} & set(params) - {"grad"}
+    for name in settings:
+        f = fields[cli._OPTION_FIELDS.get(name, name)]
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        expected = None if name in cli._OPTION_FIELDS else default
+        assert params[name].default == expected, name
+    plumbing = {"seeds", "db", "out", "progress", "threads", "executor", "jobs", "address"}
+    plumbing |= {"cpus_per_task", "gpus_per_task"}
+    assert set(params) - settings == {"grad"} | plumbing
 
 
 def test_plugins_lists_the_builtins(invoke):

@@ -20,7 +20,7 @@ import snnkit.registry
 from snnkit import cli, leaderboard
 from snnkit.errors import SnnkitError
 from snnkit.results import ResultsStore
-from snnkit.train import RunConfig, resolve
+from snnkit.train import ResolvedRun, RunConfig, resolve
 
 BASE = {"dataset": "yinyang", "neuron": "lif", "epochs": 30, "lr": 1e-3, "hidden": "200"}
 
@@ -168,7 +168,9 @@ def fake_training(monkeypatch):
     """``snnkit.train.run`` replaced by one that records a completed run at once."""
     calls = []
 
-    def run(config, *, db, out, resume, **_):
+    def run(resolved, *, db, out, resume, **_):
+        assert isinstance(resolved, ResolvedRun)  # fill resolved it once: run takes it as is
+        config = resolved.config
         calls.append((config.grad, config.seed, Path(out), resume))
         with ResultsStore(db) as store:
             run_id = store.start_run(

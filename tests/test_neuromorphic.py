@@ -775,7 +775,7 @@ def test_trainer_reads_neuromorphic_batches(data, tmp_path, monkeypatch):
         dataset_options={"delay_line": 2, "delay_ms": 50.0},
     )  # fmt: skip
     trainer = Trainer(config)
-    x, y = trainer._batch("train", torch.tensor([0, 3]))
+    x, y = trainer.batch("train", torch.tensor([0, 3]))
     # the recipe's dt (1 ms, the paper's), the delay line given here (2 copies, not the recipe's 10)
     assert x.shape == (1000, 2, 1400) and x.dtype == torch.float32 and y.shape == (2,)
     assert trainer.model is not None
@@ -795,7 +795,7 @@ def test_event_methods_get_spike_times_per_batch(data, tmp_path, monkeypatch):
         RunConfig(dataset="shd", grad="eventprop", hidden="4", epochs=1, data_dir=str(root))
     )
     assert trainer.config.loss == "sum_exp"  # the recipe's choice for event methods
-    x, y = trainer._batch("validation", torch.tensor([0]))
+    x, y = trainer.batch("validation", torch.tensor([0]))
     ds = trainer.data["validation"]
     # the recipe's 10-copy delay line: 7000 inputs
     assert isinstance(x, Events) and x.times.shape[:2] == (1, 7000) and x.duration == 1000.0

@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from snnkit.errors import SnnkitError
+from snnkit.leaderboard import entries
 from snnkit.results import (
     SCHEMA_VERSION,
     STALE_AFTER_S,
@@ -141,22 +143,22 @@ def test_runs_filtering_and_summary(tmp_path: Path) -> None:
         with pytest.raises(SnnkitError):
             store.runs(status="bogus")
 
-        summary = store.summary()
-        assert [(g["dataset"], g["method"], g["neuron"]) for g in summary] == [
+        board = entries(store)
+        assert [(e.dataset, e.method, e.neuron) for e in board] == [
             ("nmnist", "bptt", "alif"),
             ("shd", "eprop", "lif"),  # 0.90 mean ranks above 0.823
             ("shd", "bptt", "lif"),
         ]
-        group = summary[2]
-        assert group["runs"] == 3
-        assert group["seeds"] == [0, 1, 2]
-        assert group["test_accuracy_mean"] == pytest.approx(statistics.mean(accs))
-        assert group["test_accuracy_std"] == pytest.approx(statistics.stdev(accs))
-        assert group["seconds_per_epoch_mean"] == pytest.approx(statistics.mean(speeds))
-        single = summary[1]
-        assert single["runs"] == 1 and single["test_accuracy_std"] is None  # one seed: no spread
-        assert summary[0]["seconds_per_epoch_mean"] is None
-        assert [g["dataset"] for g in store.summary(dataset="shd")] == ["shd", "shd"]
+        group = board[2]
+        assert len(group.runs) == 3
+        assert group.seeds == [0, 1, 2]
+        assert group.accuracy_mean == pytest.approx(statistics.mean(accs))
+        assert group.accuracy_std == pytest.approx(statistics.stdev(accs))
+        assert group.stats("seconds_per_epoch").mean == pytest.approx(statistics.mean(speeds))
+        single = board[1]
+        assert len(single.runs) == 1 and single.accuracy_std is None  # one seed: no spread
+        assert board[0].seconds_per_epoch is None
+        assert [e.dataset for e in entries(store, dataset="shd")] == ["shd", "shd"]
 
 
 def test_finish_run_validates_status(tmp_path: Path) -> None:
@@ -205,7 +207,7 @@ def test_concurrent_writers(tmp_path: Path) -> None:
         assert sorted((r.config["worker"], r.config["i"]) for r in completed) == [
             (w, i) for w in range(4) for i in range(10)
         ]
-        assert [g["runs"] for g in store.summary()] == [10, 10, 10, 10]
+        assert Counter(r.method for r in completed) == {f"m{w}": 10 for w in range(4)}
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 200
@@ -274,14 +276,14 @@ def test_a_seed_trained_twice_weighs_once(tmp_path: Path) -> None:
     with ResultsStore(tmp_path / "r.db") as store:
         for seed, acc in ((0, 0.80), (0, 0.90), (1, 0.70)):
             store.finish_run(_start(store, seed=seed), test_accuracy=acc)
-        (group,) = store.summary()
+        (group,) = entries(store)
         runs = store.runs()
     stats = over_seeds(runs, "test_accuracy")
     assert stats.per_seed == {0: pytest.approx(0.85), 1: 0.70}
     assert stats.mean == pytest.approx(0.775)  # not (0.8 + 0.9 + 0.7) / 3
     assert stats.std == pytest.approx(statistics.stdev([0.85, 0.70]))
-    assert group["runs"] == 3 and group["seeds"] == [0, 1]
-    assert group["test_accuracy_mean"] == pytest.approx(0.775)
+    assert len(group.runs) == 3 and group.seeds == [0, 1] and group.duplicates == 1
+    assert group.accuracy_mean == pytest.approx(0.775)
     assert over_seeds(runs[:1], "test_accuracy").std is None
     assert over_seeds([], "test_accuracy").mean is None
 

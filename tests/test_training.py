@@ -213,3 +213,43 @@ def test_summary_reports_the_test_accuracy_at_the_best_validation_epoch():
         2,
         0.93,
     )  # selected by validation (the first of equals), never by test
+
+
+def test_step_hooks_see_every_batch_after_its_step_and_can_change_the_network():
+    """A hook runs after each batch's optimiser step with that batch; what it does to the
+    weights is what the next batch trains from."""
+    trainer = Trainer(RunConfig(epochs=1, lr=0.01, **TINY))
+    seen, largest = [], []
+
+    def hook(t, step):
+        assert t is trainer
+        seen.append((step.epoch, step.batch, len(step.index), step.stepped, len(step.hidden)))
+        weight = t.model.layers[0].weight
+        largest.append(weight.abs().max().item())
+        with torch.no_grad():
+            weight.zero_()
+
+    trainer.step_hooks.append(hook)
+    trainer.train_epoch(1)
+    n = len(trainer.data["train"])
+    sizes = [len(b) for b in torch.arange(n).split(trainer.config.batch_size)]
+    assert seen == [(1, k, size, True, 1) for k, size in enumerate(sizes)]
+    # from the second batch on, the weights are one Adam step (about lr) away from zero;
+    # the last batch's hook came after its step
+    assert largest[0] > 0.1 and all(0 < w <= 4 * 0.01 for w in largest[1:]), largest
+    assert torch.count_nonzero(trainer.model.layers[0].weight) == 0
+
+
+def test_a_resolved_run_is_trained_as_it_is():
+    """``resolve_run`` resolves once; the Trainer takes a ResolvedRun's objects as they are."""
+    from snnkit.train import resolve_run
+
+    resolved = resolve_run(RunConfig(epochs=1, **TINY))
+    assert resolve_run(resolved) is resolved
+    trainer = Trainer(resolved)
+    assert (trainer.config, trainer.method, trainer.neuron) == (
+        resolved.config,
+        resolved.method,
+        resolved.neuron,
+    )
+    assert trainer.method is resolved.method and trainer.neuron is resolved.neuron

@@ -46,7 +46,7 @@ def test_event_recipe_replaces_the_raster_one():
         "bias_time": 20.0,
         "duration": 60.0,
     }
-    x, _ = t._batch("train", torch.arange(24))
+    x, _ = t.batch("train", torch.arange(24))
     assert float(x.times[:, 4].min()) == float(x.times[:, 4].max()) == 20.0  # the bias spike
     assert float(x.times[:, :4].min()) >= 10.0 and float(x.times[:, :4].max()) <= 40.0
     assert t.model.output_kind == "spikes"
@@ -61,7 +61,7 @@ def test_event_recipe_replaces_the_raster_one():
 
 def test_event_batches_are_spike_times_and_stats_count_spikes():
     t = Trainer(RunConfig(epochs=1, **EVENTS))
-    x, y = t._batch("train", torch.arange(8))
+    x, y = t.batch("train", torch.arange(8))
     assert x.times.shape == (8, 5, 1) and y.shape == (8,)
     m = t.train_epoch(1)
     assert math.isfinite(m.train_loss) and math.isfinite(m.validation_loss)

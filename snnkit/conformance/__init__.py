@@ -4,8 +4,9 @@
 raster methods against BPTT (:mod:`snnkit.conformance.raster`), event methods against
 finite differences of the event-exact simulator (:mod:`snnkit.conformance.events`).
 An exact event method is also compared, case by case in float64, with every other exact
-event method given as a peer (``"deep = eventprop"``): exact methods must agree to
-rounding (:func:`exact_event_methods` lists a registry's).
+event method given as a peer (a :class:`PlannedCase` with ``peer`` set, shown as
+``"deep = eventprop"``): exact methods must agree to rounding (:func:`exact_event_methods`
+lists a registry's).
 The same cases run from ``snnkit conformance`` and from pytest
 (``pytest --pyargs snnkit.conformance --snnkit-grad NAME``).
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from snnkit.conformance.metrics import TOLERANCES, Comparison, compare
-from snnkit.conformance.result import CaseResult
+from snnkit.conformance.result import CaseResult, PlannedCase
 from snnkit.errors import SnnkitError
 from snnkit.methods import GradientMethod
 
@@ -29,6 +30,7 @@ __all__ = [
     "TOLERANCES",
     "CaseResult",
     "Comparison",
+    "PlannedCase",
     "case_names",
     "check",
     "compare",
@@ -39,8 +41,6 @@ __all__ = [
     "subject",
     "unsupported",
 ]
-
-AGREES = " = "  # "case = peer": the agreement of a method with a peer on a case
 
 
 def _cases(method: GradientMethod) -> tuple:
@@ -103,14 +103,16 @@ def unsupported(method: GradientMethod, neuron=None, surrogate=None) -> str | No
 
 def plan(
     method: GradientMethod, dtypes: Iterable[str] = ("float64",), peers: Iterable = ()
-) -> list[tuple[str, str]]:
-    """The ``(case, dtype)`` pairs :func:`iter_cases` runs: every case in every dtype, then
-    for an exact event method its agreement with each other exact peer (float64)."""
-    pairs = [(name, dtype) for dtype in dtypes for name in case_names(method)]
+) -> list[PlannedCase]:
+    """The cases :func:`iter_cases` runs: every case in every dtype, then for an exact event
+    method its agreement with each other exact peer (float64)."""
+    planned = [PlannedCase(name, dtype) for dtype in dtypes for name in case_names(method)]
     if _exact_events(method):
         others = [p for p in peers if _exact_events(p) and p.name != method.name]
-        pairs += [(f"{c}{AGREES}{p.name}", "float64") for p in others for c in case_names(method)]
-    return pairs
+        planned += [
+            PlannedCase(c, "float64", peer=p.name) for p in others for c in case_names(method)
+        ]
+    return planned
 
 
 def run_case(
@@ -120,14 +122,14 @@ def run_case(
     device: str = "cpu",
     peers: Iterable = (),
     *,
+    peer: str | None = None,
     neuron=None,
     surrogate=None,
 ) -> CaseResult:
-    """Run the case called ``case_name`` for ``method`` (``"case = peer"``: the agreement
-    with the peer of that name, from ``peers``)."""
+    """Run the case called ``case_name`` for ``method``: against its oracle, or with
+    ``peer`` its agreement with the exact event method of that name, from ``peers``."""
     if dtype not in ("float64", "float32"):
         raise SnnkitError(f"dtype must be float64 or float32, got {dtype!r}")
-    case_name, _, peer_name = case_name.partition(AGREES)
     case = {c.name: c for c in _cases(method)}.get(case_name)
     if case is None:
         raise SnnkitError(
@@ -139,14 +141,14 @@ def run_case(
         return run_raster_case(method, case, dtype, device, neuron=neuron, surrogate=surrogate)
     from snnkit.conformance.events import run_agreement_case, run_event_case
 
-    if peer_name:
-        peer = next((p for p in peers if p.name == peer_name), None)
-        if peer is None or not _exact_events(method) or dtype != "float64":
+    if peer is not None:
+        other = next((p for p in peers if p.name == peer), None)
+        if other is None or not _exact_events(method) or dtype != "float64":
             raise SnnkitError(
-                f"agreement '{case_name}{AGREES}{peer_name}' needs two exact event methods "
-                "(the peer given in peers) and float64"
+                f"agreement '{PlannedCase(case_name, dtype, peer).name}' needs two exact "
+                "event methods (the peer given in peers) and float64"
             )
-        return run_agreement_case(method, peer, case, device)
+        return run_agreement_case(method, other, case, device)
     return run_event_case(method, case, dtype, device)
 
 
@@ -162,8 +164,10 @@ def iter_cases(
     """Run every pair of :func:`plan`, yielding results as they finish; ``neuron`` and
     ``surrogate`` (raster methods) replace the default LIF and exponential surrogate."""
     peers = list(peers)
-    for name, dtype in plan(method, dtypes, peers):
-        yield run_case(method, name, dtype, device, peers, neuron=neuron, surrogate=surrogate)
+    for p in plan(method, dtypes, peers):
+        yield run_case(
+            method, p.case, p.dtype, device, peers, peer=p.peer, neuron=neuron, surrogate=surrogate
+        )
 
 
 def check(

@@ -213,7 +213,7 @@ def run_agreement_case(
     """``method``'s gradients against ``peer``'s, two exact event methods, on the case's
     network and input in float64: exact methods agree to rounding (tolerance 1e-10), far
     below what the finite-difference oracle (1e-6) can resolve."""
-    base = CaseResult.base(method, f"{case.name} = {peer.name}", "agreement", "float64", device)
+    base = CaseResult.base(method, case.name, "agreement", "float64", device, peer.name)
     for m in (method, peer):
         reason = _unsupported(m, case)
         if reason is not None:

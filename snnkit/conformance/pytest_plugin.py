@@ -139,9 +139,10 @@ def pytest_generate_tests(metafunc):
             params.append(Unsupported(reason))
             ids.append(f"{name}-unsupported")
             continue
-        for case, dtype in plan(method, dtypes, peers):
-            params.append((method, case, dtype, device, peers, under_test))
-            ids.append(f"{name}-{case.replace(' = ', '=')}-{dtype}")
+        for planned in plan(method, dtypes, peers):
+            params.append((method, planned, device, peers, under_test))
+            agreement = "" if planned.peer is None else f"={planned.peer}"
+            ids.append(f"{name}-{planned.case}{agreement}-{planned.dtype}")
     metafunc.parametrize("snnkit_case", params, ids=ids)
 
 

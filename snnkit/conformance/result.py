@@ -10,8 +10,28 @@ from snnkit.conformance.metrics import Comparison
 
 
 @dataclass(frozen=True)
+class PlannedCase:
+    """One case to run in one dtype: against the method's oracle, or with ``peer`` its
+    agreement with that exact event method."""
+
+    case: str
+    dtype: str
+    peer: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How tables and JSON show it: the case, or ``"case = peer"`` for an agreement."""
+        return _shown(self.case, self.peer)
+
+
+def _shown(case: str, peer: str | None) -> str:
+    return case if peer is None else f"{case} = {peer}"
+
+
+@dataclass(frozen=True)
 class CaseResult:
-    """``status`` is passed | failed | skipped (method does not offer it) | error (crashed)."""
+    """``status`` is passed | failed | skipped (method does not offer it) | error (crashed);
+    ``peer``: the exact event method this case was an agreement with (None: the oracle)."""
 
     method: str
     case: str
@@ -23,6 +43,12 @@ class CaseResult:
     cosine: float = math.nan
     norm_ratio: float = math.nan
     detail: str = ""
+    peer: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The case as shown: ``"case = peer"`` for an agreement with a peer."""
+        return _shown(self.case, self.peer)
 
     @property
     def passed(self) -> bool:
@@ -34,6 +60,7 @@ class CaseResult:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
+        out["case"] = self.name
         out["passed"] = self.passed
         for key in ("max_rel_err", "cosine", "norm_ratio"):
             if not math.isfinite(out[key]):
@@ -41,8 +68,10 @@ class CaseResult:
         return out
 
     @staticmethod
-    def base(method, case: str, representation: str, dtype: str, device: str) -> dict:
-        """The fields every result of one (method, case, dtype, device) shares."""
+    def base(
+        method, case: str, representation: str, dtype: str, device: str, peer: str | None = None
+    ) -> dict:
+        """The fields every result of one (method, case, dtype, device, peer) shares."""
         from snnkit.conformance.metrics import TOLERANCES
 
         tolerance = TOLERANCES[representation, dtype]
@@ -52,6 +81,7 @@ class CaseResult:
             "dtype": dtype,
             "device": device,
             "tolerance": tolerance,
+            "peer": peer,
         }
 
     @classmethod

@@ -19,16 +19,18 @@ def test_gradients_match_oracle(snnkit_case):
         if not body.passed:
             pytest.fail(body.summary(), pytrace=False)
         return
-    method, case, dtype, device, peers, subject = snnkit_case
+    method, planned, device, peers, subject = snnkit_case
     if subject.get("surrogate") is not None:
         body = check_body(subject["surrogate"])  # done once, by the first test
         if not body.passed:
             pytest.fail(f"not run: {body.summary()}", pytrace=False)
-    result = run_case(method, case, dtype, device, peers, **subject)
+    result = run_case(
+        method, planned.case, planned.dtype, device, peers, peer=planned.peer, **subject
+    )
     if result.status == "skipped":
         pytest.skip(result.detail)
     assert result.passed, (
-        f"{result.method} / {result.case} / {result.dtype}: {result.status} — "
+        f"{result.method} / {result.name} / {result.dtype}: {result.status} — "
         f"max rel err {result.max_rel_err:.3e} (tolerance {result.tolerance:.0e}), "
         f"cosine {result.cosine:.6f}; {result.detail}"
     )

@@ -1,42 +1,13 @@
-"""Speed and memory benchmarks of gradient methods against the BPTT baseline.
-
-One measurement is a (method, :class:`BenchConfig`) pair: a forward pass producing
-spikes ``[T, B, N]`` and the backward pass of ``(spikes * r).sum()`` for a fixed random
-``r``. Two parts are timed:
-
-``neuron``
-    the LIF neurons alone (the method's neuron module), the input current
-    ``[T, B, N]`` given and requiring grad;
-``linear+lif``
-    a whole :class:`~snnkit.nn.SpikingLayer` (``in = out = N``) fed random binary spikes,
-    the gradient going to its weight.
-
-``bptt`` is always measured in the same run, so every ratio comes from one run on one
-machine (never from stored numbers). Per measurement we report the median forward,
-backward and total time over ``repeats`` timed iterations (after ``warmup`` untimed
-ones), the memory the autograd graph keeps for the backward pass (``saved_mb``: the
-distinct storages packed by ``torch.autograd.graph.saved_tensors_hooks``; custom
-autograd Functions show what they ``save_for_backward``), and on CUDA the peak
-allocated memory of one iteration.
-
-Peer libraries (snntorch, norse, spikingjelly, sinabs) are methods of the bundled peers
-plugin (``pip install 'snnkit[peers]'``), measured through the same neuron module as in
-training and conformance; ``NAME:convention=library`` runs a peer with its library's
-defaults instead of snnkit's LIF convention. A peer whose library is not installed is
-recorded as skipped ("not installed"). None of them is a dependency of snnkit.
-"""
+"""The benchmark engine: forward+backward time and saved memory of one (method, config)
+measurement, BPTT always measured in the same run (see :mod:`snnkit.bench`)."""
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 
@@ -46,7 +17,6 @@ from snnkit.neurons import LIF
 PARTS: tuple[str, ...] = ("neuron", "linear+lif")
 BASELINE = "bptt"
 TAU_MEM = 10.0  # the benchmark neuron: LIF(tau_mem=10), threshold 1, subtractive reset
-JSON_SCHEMA = "snnkit-bench/1"
 
 
 @dataclass(frozen=True)
@@ -527,102 +497,3 @@ def run_bench(
     results = [measured[k, name] for k in range(len(configs)) for name in names]
     _add_ratios(results)
     return results
-
-
-# --------------------------------------------------------------------------- reporting
-
-
-def _fmt(value: float | None, spec: str = ".1f", suffix: str = "") -> str:
-    return "—" if value is None else f"{value:{spec}}{suffix}"
-
-
-def results_table(results: list[BenchResult], title: str | None = None):
-    """A rich table: times (ms), speed-up and saved-memory ratio vs BPTT, skip reasons."""
-    from rich.table import Table
-
-    table = Table(
-        title=title or "snnkit bench",
-        caption="times: median ms; × bptt = bptt time / method time; "
-        "saved ÷ = bptt saved bytes / method saved bytes",
-    )
-    for col in ("method", "part", "T", "B", "N"):
-        table.add_column(col, justify="left" if col in ("method", "part") else "right")
-    for col in ("fwd ms", "bwd ms", "total ms", "× bptt", "saved MB", "saved ÷"):
-        table.add_column(col, justify="right")
-    show_peak = any(r.peak_mb is not None for r in results)
-    if show_peak:
-        table.add_column("peak MB", justify="right")
-    table.add_column("spikes", justify="right")
-    table.add_column("note")
-    for r in results:
-        part = f"{r.part} (trained τ,θ)" if r.trainable else r.part
-        row = [r.method, part, str(r.steps), str(r.batch), str(r.neurons)]
-        row += [
-            _fmt(r.forward_ms),
-            _fmt(r.backward_ms),
-            _fmt(r.total_ms),
-            _fmt(r.ratio_vs_bptt, ".2f", "×"),
-            _fmt(r.saved_mb, ".2f"),
-            _fmt(r.saved_ratio_vs_bptt, ".2f", "×"),
-        ]
-        if show_peak:
-            row.append(_fmt(r.peak_mb, ".1f"))
-        row.append(_fmt(r.spike_rate, ".3f"))
-        row.append(f"skipped: {r.skipped}" if r.skipped else "")
-        table.add_row(*row, style="dim" if r.skipped else None)
-    return table
-
-
-def machine_info(device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Where the numbers were taken: CPU count, threads, torch version, date, GPU name."""
-    device = torch.device(device)
-    info: dict[str, Any] = {
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-    }
-    try:
-        info["load_average"] = list(os.getloadavg())
-    except OSError:
-        pass
-    if device.type == "cuda" and torch.cuda.is_available():
-        info["cuda_device"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-    return info
-
-
-def to_json(results: list[BenchResult], meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A JSON-serialisable dict: schema tag, optional ``meta`` and one dict per result."""
-    out: dict[str, Any] = {"schema": JSON_SCHEMA}
-    if meta is not None:
-        out["meta"] = meta
-    out["results"] = [asdict(r) for r in results]
-    return out
-
-
-def from_json(data: dict[str, Any]) -> list[BenchResult]:
-    """The results of :func:`to_json` back as :class:`BenchResult` objects."""
-    if data.get("schema") != JSON_SCHEMA:
-        raise SnnkitError(f"not a snnkit benchmark file (schema {data.get('schema')!r})")
-    return [BenchResult(**row) for row in data["results"]]
-
-
-__all__ = [
-    "BASELINE",
-    "DEFAULT_CONFIGS",
-    "DEFAULT_SIZES",
-    "PARTS",
-    "PEERS",
-    "BenchConfig",
-    "BenchResult",
-    "from_json",
-    "machine_info",
-    "results_table",
-    "run_bench",
-    "to_json",
-]
