@@ -77,6 +77,24 @@ def _before(t_star, tau, valid):
     return valid[:, None, :] & (tau[:, None, :] < t_star[:, :, None])
 
 
+def _arrival_grads(config, ai_all, av_all, w, bins, sources, gap, finite, chunk=1 << 16):
+    """``[B, E]``: each arrival's time gradient through its injection at its step,
+    ``(a_I . w) e_s / tau_s - (a_V . w) K'``, computed in chunks of arrivals."""
+    e_s, _, k_dv = _response(config, gap)
+    steps = ai_all.shape[0] - 1
+    out = torch.zeros_like(gap)
+    b, e = finite.nonzero(as_tuple=True)
+    k, src = bins[b, e].clamp(max=steps), sources[b, e]
+    w_t = w.t()
+    for lo in range(0, len(b), chunk):
+        part = slice(lo, lo + chunk)
+        bb, ee, kk, jumps = b[part], e[part], k[part], w_t[src[part]]
+        ai = (ai_all[kk, bb] * jumps).sum(-1)
+        av = (av_all[kk, bb] * jumps).sum(-1)
+        out[bb, ee] = ai * e_s[bb, ee] / config.tau_syn - av * k_dv[bb, ee]
+    return out
+
+
 class _GridLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pre, weight, recurrent, config: LayerConfig, dt: float):
@@ -89,20 +107,27 @@ class _GridLayer(torch.autograd.Function):
             bins = torch.where(finite, _bins(times, dt), steps + 1)
             gap = torch.where(finite, bins * dt - times, torch.zeros_like(times))
             e_s, k_v, _ = _response(config, gap)
-            xi = pre.new_zeros(steps + 1, B, n_in)  # sum of exp(-gap/tau_s) per step, source
-            xv = pre.new_zeros(steps + 1, B, n_in)  # sum of K(gap)
+            # the injections as sparse [steps + 1, B] x n_in matrices: only the arrivals are
+            # stored, and the input currents of every step are two sparse products
             b_idx = torch.arange(B, device=pre.device)[:, None].expand(B, E)
-            where = (bins[finite], b_idx[finite], sources[finite])
-            xi.index_put_(where, e_s[finite], accumulate=True)
+            rows = bins[finite] * B + b_idx[finite]
+            where = torch.stack([rows, sources[finite]])
+            size = ((steps + 1) * B, n_in)
+            xi = torch.sparse_coo_tensor(
+                where, e_s[finite], size, check_invariants=False
+            ).coalesce()  # exp(-gap/tau_s)
+            xv = torch.sparse_coo_tensor(
+                where, k_v[finite], size, check_invariants=False
+            ).coalesce()  # K(gap)
             ctx.arrivals = (times, sources)
-            xv.index_put_(where, k_v[finite], accumulate=True)
             w = weight.detach().to(pre.dtype)
             r = None if recurrent is None else recurrent.detach().to(pre.dtype)
             kernel, theta, v_r = config.kernel, config.threshold, config.v_after
             buf = SpikeBuffer(pre, N, config)
             fired_at = []  # (fire mask, slots, t*, step) of steps with spikes
-            v = xv[0] @ w.t()
-            i = xi[0] @ w.t()
+            in_i = torch.sparse.mm(xi, w.t()).view(steps + 1, B, N)
+            in_v = torch.sparse.mm(xv, w.t()).view(steps + 1, B, N)
+            v, i = in_v[0], in_i[0]
             for k in range(1, steps + 1):
                 v_prev, i_prev = v, i
                 v, i = kernel.advance(v, i, torch.full_like(v, dt))
@@ -126,8 +151,9 @@ class _GridLayer(torch.autograd.Function):
                         f = fire.to(v.dtype)
                         i = i + (f * r_s) @ r.t()
                         v = v + (f * r_v) @ r.t()
-                i = i + xi[k] @ w.t()
-                v = v + xv[k] @ w.t()
+                i = i + in_i[k]
+                v = v + in_v[k]
+            del in_i, in_v
             spikes, currents = buf.trimmed()
             spike_step = torch.full(spikes.shape, -1, dtype=torch.long, device=pre.device)
             for fire, slots, _, k in fired_at:
@@ -150,18 +176,17 @@ class _GridLayer(torch.autograd.Function):
             r = None if recurrent is None else recurrent.to(dtype)
             g = torch.where(torch.isfinite(spikes), grad.to(dtype), torch.zeros_like(spikes))
             B, N = spikes.shape[:2]
-            a_v = xi.new_zeros(B, N)
-            a_i = xi.new_zeros(B, N)
+            a_v = spikes.new_zeros(B, N, dtype=dtype)
+            a_i = spikes.new_zeros(B, N, dtype=dtype)
             d_w = torch.zeros_like(w)
             d_r = None if r is None else torch.zeros_like(r)
-            ai_w = xi.new_zeros(ctx.steps + 1, B, w.shape[1])  # a_I @ W at each step
-            av_w = xi.new_zeros(ctx.steps + 1, B, w.shape[1])  # a_V @ W
+            ai_all = a_i.new_zeros(ctx.steps + 1, B, N)  # a_I at each step
+            av_all = a_v.new_zeros(ctx.steps + 1, B, N)  # a_V
             step = torch.full_like(a_v, dt)
             times, sources = ctx.arrivals
-            d_fix = xi.new_zeros(bins.shape)
+            d_fix = spikes.new_zeros(bins.shape, dtype=dtype)
             for k in range(ctx.steps, -1, -1):
-                ai_w[k], av_w[k] = a_i @ w, a_v @ w
-                d_w += a_i.t() @ xi[k] + a_v.t() @ xv[k]
+                ai_all[k], av_all[k] = a_i, a_v
                 if k == 0:
                     break
                 hit = spike_step == k
@@ -202,15 +227,16 @@ class _GridLayer(torch.autograd.Function):
                     fix = (jumps * (d_ai / ts - d_av / tm)).sum(1)  # [B, M]
                     d_fix.scatter_add_(1, slots, torch.where(valid, fix, 0.0))
                 a_v, a_i = _decay(config, a_v, a_i, step - late)
-            B, E = bins.shape
-            b_idx = torch.arange(B, device=xi.device)[:, None].expand(B, E)
-            e_s, _, k_dv = _response(config, gap)
-            bins = bins.clamp(max=ctx.steps)
-            d_arr = ai_w[bins, b_idx, sources] * e_s / ts - av_w[bins, b_idx, sources] * k_dv
-            d_arr = torch.where(finite, d_arr, torch.zeros_like(d_arr)) + d_fix
-            d_pre = d_arr.new_zeros(B, E).scatter_(1, order, d_arr)
+            # the injections' weight gradient, sum_k a(t_k)^T x_k, as two sparse products
+            d_w += torch.sparse.mm(xi.t(), ai_all.view(-1, N)).t()
+            d_w += torch.sparse.mm(xv.t(), av_all.view(-1, N)).t()
+            d_pre = None
+            if ctx.needs_input_grad[0]:
+                d_arr = _arrival_grads(config, ai_all, av_all, w, bins, sources, gap, finite)
+                d_arr = d_arr + d_fix
+                d_pre = d_arr.new_zeros(bins.shape).scatter_(1, order, d_arr).view(ctx.pre_shape)
         d_r = None if d_r is None else d_r.to(weight.dtype)
-        return d_pre.view(ctx.pre_shape), d_w.to(weight.dtype), d_r, None, None
+        return d_pre, d_w.to(weight.dtype), d_r, None, None
 
 
 def grid_spike_times(pre, weight, recurrent, config: LayerConfig, dt: float) -> torch.Tensor:
