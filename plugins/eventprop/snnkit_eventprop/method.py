@@ -15,6 +15,7 @@ from snnkit_eventprop.simulate import LayerConfig
 __all__ = ["EventProp"]
 
 _OPTIONS = (
+    "backend",
     "mode",
     "dt",
     "max_spikes",
@@ -65,6 +66,7 @@ class EventProp(GradientMethod):
         readout=None,
         recurrent=False,
         surrogate=None,
+        backend: str = "auto",
         mode: str = "exact",
         dt: float | None = None,
         max_spikes: int = 64,
@@ -74,7 +76,8 @@ class EventProp(GradientMethod):
         output_weight_std: float | None = None,
         **options,
     ) -> EventPropNetwork:
-        """Layers for ``shape`` ("5-200-3"); options: ``mode`` ("exact" | "grid"), ``dt``
+        """Layers for ``shape`` ("5-200-3"); options: ``backend`` ("auto" | "cuda" | "cpu" |
+        "torch", see :func:`snnkit.kernels.select`), ``mode`` ("exact" | "grid"), ``dt``
         (grid step, ms), ``max_spikes`` (per neuron and sample), weight init
         ``weight_mean``/``weight_std`` (:func:`snnkit.init.event_weights`; the
         ``output_`` ones for the last layer, defaulting to the hidden ones)."""
@@ -115,7 +118,7 @@ class EventProp(GradientMethod):
             configs.append(_config(readout, max_spikes, "output layer"))
         else:
             kernel = Kernel(readout.tau_mem, readout.tau_syn or neuron.tau_syn)
-        return EventPropNetwork(hidden, output, configs, kernel, mode=mode, dt=dt)
+        return EventPropNetwork(hidden, output, configs, kernel, mode=mode, dt=dt, backend=backend)
 
 
 def _config(neuron: LIF, max_spikes: int, name: str) -> LayerConfig:

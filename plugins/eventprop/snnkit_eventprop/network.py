@@ -15,9 +15,10 @@ from torch import nn
 
 from snnkit.errors import SnnkitError
 from snnkit.events import Events
+from snnkit.kernels import check_backend
 from snnkit.reference.exact import Kernel, LIReadout
 from snnkit.reference.exact_autograd import EventOutput
-from snnkit_eventprop.function import spike_times
+from snnkit_eventprop.function import BACKENDS, spike_times
 from snnkit_eventprop.simulate import LayerConfig
 
 __all__ = ["EventPropLayer", "EventPropNetwork", "EventReadout"]
@@ -88,13 +89,20 @@ class EventPropNetwork(nn.Module):
         mode: str = "exact",
         dt: float | None = None,
         heuristics: dict | None = None,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
+        check_backend(backend, BACKENDS, "eventprop")
         if mode not in MODES:
             raise SnnkitError(f"eventprop mode must be one of {', '.join(MODES)}, got {mode!r}")
         if mode == "grid" and not (isinstance(dt, (int, float)) and dt > 0):
             raise SnnkitError(
                 f"eventprop mode='grid' needs a positive step dt= in ms, got {dt!r}; e.g. dt=0.1"
+            )
+        if mode == "grid" and backend in ("cuda", "cpu"):
+            raise SnnkitError(
+                f"backend={backend!r}: eventprop mode='grid' runs torch code only; "
+                "use backend=auto or torch, or mode='exact'"
             )
         self.layers = nn.ModuleList(layers)
         self.output = output
@@ -102,7 +110,7 @@ class EventPropNetwork(nn.Module):
         self.readout_kernel = readout_kernel
         self.mode, self.dt = mode, dt
         self.heuristics = dict(heuristics or {})
-        self.options: dict = {}  # test hooks, e.g. {"drop_jump": "reset"}
+        self.options: dict = {"backend": backend}  # test hooks too: {"drop_jump": "reset"}
 
     @property
     def output_kind(self) -> str:
