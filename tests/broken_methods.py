@@ -126,7 +126,8 @@ SLIGHTLY_OFF_RASTER = _method("broken-1e-5", _SlightlyOffNeuron)
 
 
 def _event_method(name: str, factor: float):
-    from snnkit.reference.exact_autograd import EventOutput, ExactAutograd, ExactEventNetwork
+    from snnkit.event_nets import EventOutput
+    from snnkit.reference.exact_autograd import ExactAutograd, ExactEventNetwork
 
     class BrokenNetwork(ExactEventNetwork):
         def forward(self, inputs):

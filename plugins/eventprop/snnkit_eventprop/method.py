@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from snnkit.errors import SnnkitError
+from snnkit.event_nets import (
+    EventLayer,
+    event_layers,
+    event_neuron_problem,
+    readout_kernel,
+)
 from snnkit.init import event_weights
 from snnkit.methods import GradientMethod
-from snnkit.neurons import LI, LIF, NeuronSpec
-from snnkit.nn import parse_shape
-from snnkit.reference.exact import Kernel
-from snnkit.reference.exact_autograd import event_neuron_problem
-from snnkit_eventprop.network import EventPropLayer, EventPropNetwork
+from snnkit.neurons import LIF, NeuronSpec
+from snnkit_eventprop.network import EventPropNetwork
 from snnkit_eventprop.simulate import LayerConfig
 
 __all__ = ["EventProp"]
@@ -56,7 +59,7 @@ class EventProp(GradientMethod):
         """Weights of one layer, drawn by :func:`snnkit.init.event_weights`."""
         self.check(neuron)
         weight = event_weights(out_features, in_features, neuron, weight_mean, weight_std)
-        return EventPropLayer(in_features, out_features, recurrent, weight)
+        return EventLayer(in_features, out_features, recurrent, weight)
 
     def network(
         self,
@@ -89,35 +92,21 @@ class EventProp(GradientMethod):
         self.check(neuron)
         if not isinstance(max_spikes, int) or isinstance(max_spikes, bool) or max_spikes < 1:
             raise SnnkitError(f"max_spikes must be a positive integer, got {max_spikes!r}")
-        sizes = parse_shape(shape)
-        readout = (
-            readout if readout is not None else LI(tau_mem=neuron.tau_mem, tau_syn=neuron.tau_syn)
-        )
-        hidden = [
-            self.layer(
-                neuron, a, b, recurrent=recurrent, weight_mean=weight_mean, weight_std=weight_std
-            )
-            for a, b in zip(sizes[:-2], sizes[1:-1], strict=True)
-        ]
-        out_neuron = readout if readout.spiking else neuron
-        output = EventPropLayer(
-            sizes[-2],
-            sizes[-1],
-            weight=event_weights(
-                sizes[-1],
-                sizes[-2],
-                out_neuron,
-                weight_mean if output_weight_mean is None else output_weight_mean,
-                weight_std if output_weight_std is None else output_weight_std,
-            ),
+        hidden, output, readout = event_layers(
+            shape,
+            neuron,
+            readout,
+            recurrent=recurrent,
+            weight_mean=weight_mean,
+            weight_std=weight_std,
+            output_weight_mean=output_weight_mean,
+            output_weight_std=output_weight_std,
         )
         configs = [_config(neuron, max_spikes, f"layer {k}") for k in range(len(hidden))]
-        kernel = None
         if readout.spiking:
             self.check(readout)
             configs.append(_config(readout, max_spikes, "output layer"))
-        else:
-            kernel = Kernel(readout.tau_mem, readout.tau_syn or neuron.tau_syn)
+        kernel = readout_kernel(readout, neuron)
         return EventPropNetwork(hidden, output, configs, kernel, mode=mode, dt=dt, backend=backend)
 
 

@@ -176,7 +176,9 @@ def test_bad_input_is_one_clear_error():
     net = method.network("3-4-2", neuron)
     with pytest.raises(SnnkitError, match="takes snnkit.events.Events"):
         net(torch.zeros(2, 3, 1))
-    with pytest.raises(SnnkitError, match="input has 2 neurons but the network expects 3"):
+    with pytest.raises(
+        SnnkitError, match=r"must be \[B, 3, K\] \(the network has 3 inputs\), got \(1, 2, 1\)"
+    ):
         net(Events(torch.zeros(1, 2, 1), 10.0))
     with pytest.raises(SnnkitError, match="unknown option"):
         method.network("3-4-2", neuron, bogus=1)
