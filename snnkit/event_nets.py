@@ -44,13 +44,19 @@ class EventOutput:
     entry is the output layer when the readout spikes). ``readout``: for an LI readout,
     an object with ``integral()``, ``integral_exp()``, ``maximum()`` and ``mean()``, each
     ``[B, C]`` (e.g. :class:`snnkit.continuous.LIReadout`); None otherwise. ``duration``:
-    the input window (ms), which the first-spike losses take as the time of a silent
-    neuron.
+    the input window (ms).
     """
 
     spikes: list[torch.Tensor]
     readout: Any | None = None
     duration: float | None = None
+
+    def events(self, layer: int = -1) -> Events:
+        """A layer's spike times (default: the last) with the window, as the spike-time
+        losses take them (a silent neuron counts as firing at ``duration``)."""
+        if self.duration is None:
+            raise SnnkitError("this EventOutput has no duration; build it with duration=")
+        return Events(self.spikes[layer], self.duration)
 
 
 def event_neuron_problem(neuron: NeuronSpec) -> str | None:
@@ -188,7 +194,6 @@ class EventNetwork(nn.Module):
         for layer, base in zip(self.spiking_layers(), self.configs, strict=True):
             config = replace(base, duration=inputs.duration)
             pre = self.layer_spike_times(pre, layer, config)
-            pre.duration = inputs.duration  # read by the first-spike losses
             spikes.append(pre)
         readout: LIReadout | None = None
         if self.readout_kernel is not None:

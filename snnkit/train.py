@@ -433,7 +433,7 @@ class Trainer:
             return out.output, out.hidden_spikes
         spiking_readout = self.model.output_kind == "spikes"
         hidden = out.spikes[:-1] if spiking_readout else out.spikes
-        return (out.spikes[-1] if spiking_readout else out.readout), hidden
+        return (out.events() if spiking_readout else out.readout), hidden
 
     def _spike_stats(self, hidden: list[torch.Tensor]) -> tuple[list[float], list[float]]:
         if not self.events:

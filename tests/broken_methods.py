@@ -132,7 +132,8 @@ def _event_method(name: str, factor: float):
     class BrokenNetwork(ExactEventNetwork):
         def forward(self, inputs):
             out = super().forward(inputs)
-            return EventOutput([_ScaleGrad.apply(t, factor) for t in out.spikes], out.readout)
+            spikes = [_ScaleGrad.apply(t, factor) for t in out.spikes]
+            return EventOutput(spikes, out.readout, out.duration)
 
     class BrokenEvents(ExactAutograd):
         def network(self, *args, **kwargs):

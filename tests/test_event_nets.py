@@ -111,7 +111,9 @@ def test_the_oracle_runs_none_of_the_code_it_checks(readout):
 @pytest.mark.parametrize("method", ["eventprop", "eest"])
 @pytest.mark.parametrize("readout", [None, "spiking"], ids=["li", "spiking"])
 def test_the_methods_run_none_of_the_oracle(method, readout):
-    neuron = LIF(tau_mem=10.0, tau_syn=5.0) if method == "eventprop" else LIF(tau_mem=20.0, tau_syn=10.0)
+    neuron = (
+        LIF(tau_mem=10.0, tau_syn=5.0) if method == "eventprop" else LIF(tau_mem=20.0, tau_syn=10.0)
+    )
     torch.manual_seed(0)
     gradient = get_registry().gradient(method)
     net = gradient.network(

@@ -67,12 +67,7 @@ class ExactEventNetwork(nn.Module):
 
     def forward(self, inputs: Events) -> EventOutput:
         result = self.simulate(inputs)
-        spikes = []
-        for e in result.spikes:
-            times = e.times
-            times.duration = inputs.duration  # read by the first-spike losses (silent = T)
-            spikes.append(times)
-        return EventOutput(spikes, result.readout)
+        return EventOutput([e.times for e in result.spikes], result.readout, inputs.duration)
 
     def reset_state(self) -> None:
         """Event networks simulate each call from rest; nothing is carried."""

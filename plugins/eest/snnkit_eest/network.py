@@ -35,7 +35,7 @@ class EESTNetwork(EventNetwork):
     ) -> None:
         super().__init__(layers, output, configs, readout_kernel)
         check_backend(backend, BACKENDS, "eest")
-        self.options: dict = {"backend": backend}  # test hooks too: {"reset_coupling": False}
+        self.options: dict = {"backend": backend}
 
     def layer_spike_times(
         self, pre: torch.Tensor, layer: EventLayer, config: LayerConfig

@@ -8,7 +8,7 @@ Layers, feed-forward and recurrent, run the compiled kernels (:mod:`snnkit_event
 CuPy on CUDA tensors when CuPy is present, the host C++ build on CPU tensors when a
 compiler is (chosen by :func:`snnkit.kernels.select`; ``backend="torch"`` or
 ``SNNKIT_HOST_KERNELS=0`` opt out; a failed build falls back to torch with a warning).
-The tests' ``drop_jump`` hook uses the torch path, the readable reference.
+``backend="torch"`` runs the torch path, the readable reference.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ BACKENDS = ("cuda", "cpu", "torch")
 def _backend(pre: torch.Tensor, options: dict):
     """The compiled kernels for this layer (a :class:`snnkit.kernels.Backend`), or None for
     the torch path (chosen by :func:`snnkit.kernels.select`)."""
-    unfit = "drop_jump (a test hook)" if options.get("drop_jump") else None
     return kernels.select(
         pre,
         options.get("backend", "auto"),
@@ -36,7 +35,6 @@ def _backend(pre: torch.Tensor, options: dict):
         cuda=cuda.CUDA,
         cpu=cuda.HOST,
         cpu_works=_host_works,
-        unfit=unfit,
     )
 
 
@@ -57,7 +55,7 @@ class _EventLayer(torch.autograd.Function):
             record = cuda.run(backend, pre, weight, recurrent, config)
         else:
             record = run_layer(pre, weight, recurrent, config)
-        ctx.record, ctx.config, ctx.options, ctx.backend = record, config, options, backend
+        ctx.record, ctx.config, ctx.backend = record, config, backend
         ctx.pre_shape = pre.shape
         ctx.save_for_backward(weight, recurrent)
         if options.get("record") is not None:
@@ -72,12 +70,7 @@ class _EventLayer(torch.autograd.Function):
             d_arr, d_w, d_r = cuda.adjoint(ctx.backend, record, grad, weight, recurrent, ctx.config)
         else:
             d_arr, d_w, d_r = adjoint_layer(
-                record,
-                grad.to(record.times.dtype),
-                weight,
-                recurrent,
-                ctx.config,
-                drop_jump=ctx.options.get("drop_jump"),
+                record, grad.to(record.times.dtype), weight, recurrent, ctx.config
             )
         B = ctx.pre_shape[0]
         d_pre = d_arr.new_zeros(B, d_arr.shape[1])

@@ -54,7 +54,7 @@ class EventPropNetwork(EventNetwork):
             )
         self.mode, self.dt = mode, dt
         self.heuristics = dict(heuristics or {})
-        self.options: dict = {"backend": backend}  # test hooks too: {"drop_jump": "reset"}
+        self.options: dict = {"backend": backend}
 
     def layer_spike_times(
         self, pre: torch.Tensor, layer: EventLayer, config: LayerConfig

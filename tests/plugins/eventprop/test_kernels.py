@@ -330,13 +330,6 @@ def test_cpu_kernels_fall_back_to_torch_with_a_warning(monkeypatch):
         function._host_works.cache_clear()
 
 
-def test_hooked_layers_use_the_torch_path():
-    from snnkit_eventprop import function
-
-    x = torch.zeros(1, 1, 1)
-    assert function._backend(x, {"drop_jump": "reset"}) is None
-
-
 def test_recurrent_cpu_driver_spike_bound(needs_host):
     pre = torch.zeros(1, 1, 1, dtype=torch.float64)
     w = torch.full((2, 1), 50.0, dtype=torch.float64)
