@@ -3,11 +3,12 @@ and the parts the methods share.
 
 An event network is called on :class:`snnkit.events.Events` and returns an
 :class:`EventOutput`; its parameters are named ``layers.<k>.weight``,
-``layers.<k>.recurrent_weight`` and ``output.weight``. :class:`EventLayer` holds one
-layer's weights, :func:`event_layers` draws a network's layers,
-:func:`readout_kernel` gives the LI readout's dynamics, and :class:`EventNetwork` runs a
-method's spiking layers in order and adds the LI readout: a method subclasses it and
-implements :meth:`EventNetwork.layer_spike_times`.
+``layers.<k>.recurrent_weight`` and ``output.weight``. :class:`EventMethod` is the
+method's base (``supports``, ``layer``), :class:`EventLayer` holds one layer's weights,
+:func:`event_layers` draws a network's layers, :func:`readout_kernel` gives the LI
+readout's dynamics, and :class:`EventNetwork` runs a method's spiking layers in order and
+adds the LI readout: a method subclasses it and implements
+:meth:`EventNetwork.layer_spike_times`.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from snnkit.continuous import LIFKernel, LIReadout, li_readout
 from snnkit.errors import SnnkitError
 from snnkit.events import Events
 from snnkit.init import event_weights
+from snnkit.kernels import check_backend
+from snnkit.methods import GradientMethod
 from snnkit.neurons import LI, LIF, NeuronSpec
 from snnkit.nn import parse_shape
 
 __all__ = [
     "EventLayer",
+    "EventMethod",
     "EventNetwork",
     "EventOutput",
     "event_layers",
@@ -94,6 +98,34 @@ class EventLayer(nn.Module):
         )
 
 
+class EventMethod(GradientMethod):
+    """A gradient method on continuous spike times (representation ``"events"``), checked
+    against the exact-events oracle; its neuron is the continuous-time current-based LIF."""
+
+    representation = "events"
+    oracle = "exact-events"
+    neurons = ("lif",)
+
+    def supports(self, neuron: NeuronSpec) -> str | None:
+        return event_neuron_problem(neuron)
+
+    def layer(
+        self,
+        neuron,
+        in_features,
+        out_features,
+        *,
+        recurrent=False,
+        surrogate=None,
+        weight_mean: float = 0.5,
+        weight_std: float = 0.5,
+    ) -> EventLayer:
+        """Weights of one layer, drawn by :func:`snnkit.init.event_weights`."""
+        self.check(neuron)
+        weight = event_weights(out_features, in_features, neuron, weight_mean, weight_std)
+        return EventLayer(in_features, out_features, recurrent, weight)
+
+
 def event_layers(
     shape: str,
     neuron: LIF,
@@ -139,11 +171,14 @@ class EventNetwork(nn.Module):
     """Spiking event layers run in order, then a spiking output layer or an LI readout.
 
     ``configs``: one per spiking layer (the output too when it spikes), each a dataclass
-    with a ``duration`` field that is set to the input's at each call. A subclass sets
+    with a ``duration`` field that is set to the input's at each call. ``backend``: where
+    the layers run, one of ``"auto"`` and :attr:`backends` (see
+    :func:`snnkit.kernels.select`), passed on in :attr:`options`. A subclass sets
     :attr:`method` (its name, for messages) and implements :meth:`layer_spike_times`.
     """
 
     method = "event"
+    backends: tuple[str, ...] = ("torch",)
 
     def __init__(
         self,
@@ -151,8 +186,11 @@ class EventNetwork(nn.Module):
         output: EventLayer,
         configs: list[Any],
         readout_kernel: LIFKernel | None,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
+        check_backend(backend, self.backends, self.method)
+        self.options: dict[str, Any] = {"backend": backend}  # keywords of the layer function
         self.layers = nn.ModuleList(layers)
         self.output = output
         self.configs = configs

@@ -17,10 +17,8 @@ from __future__ import annotations
 from torch import nn
 
 from snnkit.errors import SnnkitError
-from snnkit.event_nets import EventLayer, EventOutput, event_layers, event_neuron_problem
+from snnkit.event_nets import EventLayer, EventMethod, EventOutput, event_layers
 from snnkit.events import Events
-from snnkit.init import event_weights
-from snnkit.methods import GradientMethod
 from snnkit.neurons import LIF, NeuronSpec
 from snnkit.reference.exact import ExactLayer, ExactNeuron, ExactResult, simulate
 
@@ -73,36 +71,14 @@ class ExactEventNetwork(nn.Module):
         """Event networks simulate each call from rest; nothing is carried."""
 
 
-class ExactAutograd(GradientMethod):
+class ExactAutograd(EventMethod):
     """Autograd through the event-exact simulation: exact, slow, the event reference."""
 
     name = "exact-autograd"
     summary = "Autograd through the event-exact float64 simulation (reference for event methods)"
     paper = "Wunderlich & Pehle 2021 (model); gradients by implicit differentiation of spike times"
     version = "1"
-    representation = "events"
-    oracle = "exact-events"
     exact = True
-    neurons = ("lif",)
-
-    def supports(self, neuron: NeuronSpec) -> str | None:
-        return event_neuron_problem(neuron)
-
-    def layer(
-        self,
-        neuron,
-        in_features,
-        out_features,
-        *,
-        recurrent=False,
-        surrogate=None,
-        weight_mean: float = 0.5,
-        weight_std: float = 0.5,
-    ):
-        """An event layer; weights by :func:`snnkit.init.event_weights` (``weight_mean/std``)."""
-        self.check(neuron)
-        weight = event_weights(out_features, in_features, neuron, weight_mean, weight_std)
-        return EventLayer(in_features, out_features, recurrent, weight)
 
     def network(
         self,

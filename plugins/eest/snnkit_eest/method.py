@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from snnkit.errors import SnnkitError
-from snnkit.event_nets import EventLayer, event_layers, event_neuron_problem, readout_kernel
-from snnkit.init import event_weights
-from snnkit.methods import GradientMethod
+from snnkit.event_nets import EventMethod, event_layers, readout_kernel
 from snnkit.neurons import LIF, NeuronSpec
 from snnkit_eest.forward import LayerConfig
 from snnkit_eest.network import EESTNetwork
@@ -23,7 +21,7 @@ _OPTIONS = (
 )
 
 
-class EEST(GradientMethod):
+class EEST(EventMethod):
     """Closed-form spike times (tau_m = 2 tau_s), explicit chain rule backward (docs/methods/eest.md)."""
 
     name = "eest"
@@ -32,11 +30,8 @@ class EEST(GradientMethod):
     )
     paper = "Bacho & Chu, arXiv 2212.09500 (2022)"
     version = "1"
-    representation = "events"
-    oracle = "exact-events"
     exact = True
     devices = ("cpu", "cuda")
-    neurons = ("lif",)
     # Yin-Yang: the recipe's tau_mem 20 ms with tau_syn 10 ms (tau_m = 2 tau_s); spiking
     # output, first-spike loss (docs/methods/eest.md "Learning results")
     run_defaults = {
@@ -50,7 +45,7 @@ class EEST(GradientMethod):
     }
 
     def supports(self, neuron: NeuronSpec) -> str | None:
-        reason = event_neuron_problem(neuron)
+        reason = super().supports(neuron)
         if reason is not None:
             return reason
         if abs(neuron.tau_mem - 2.0 * neuron.tau_syn) > 1e-12 * neuron.tau_mem:
@@ -60,23 +55,11 @@ class EEST(GradientMethod):
             )
         return None
 
-    def layer(
-        self,
-        neuron,
-        in_features,
-        out_features,
-        *,
-        recurrent=False,
-        surrogate=None,
-        weight_mean: float = 0.5,
-        weight_std: float = 0.5,
-    ) -> EventLayer:
-        """Weights of one layer, drawn by :func:`snnkit.init.event_weights`."""
-        self.check(neuron)
+    def layer(self, neuron, in_features, out_features, *, recurrent=False, **options):
+        """A feed-forward layer (:meth:`snnkit.event_nets.EventMethod.layer`)."""
         if recurrent:
             raise SnnkitError("eest: recurrent layers are not implemented (feed-forward only)")
-        weight = event_weights(out_features, in_features, neuron, weight_mean, weight_std)
-        return EventLayer(in_features, out_features, weight=weight)
+        return super().layer(neuron, in_features, out_features, **options)
 
     def network(
         self,

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from snnkit.continuous import LIFKernel
 from snnkit.event_nets import EventLayer, EventNetwork
-from snnkit.kernels import check_backend
 from snnkit_eest.forward import LayerConfig
 from snnkit_eest.function import BACKENDS, spike_times
 
@@ -24,18 +22,7 @@ class EESTNetwork(EventNetwork):
     """Spiking layers trained by EEST, then a spiking output layer or an LI readout."""
 
     method = "eest"
-
-    def __init__(
-        self,
-        layers: list[EventLayer],
-        output: EventLayer,
-        configs: list[LayerConfig],
-        readout_kernel: LIFKernel | None,
-        backend: str = "auto",
-    ) -> None:
-        super().__init__(layers, output, configs, readout_kernel)
-        check_backend(backend, BACKENDS, "eest")
-        self.options: dict = {"backend": backend}
+    backends = BACKENDS
 
     def layer_spike_times(
         self, pre: torch.Tensor, layer: EventLayer, config: LayerConfig

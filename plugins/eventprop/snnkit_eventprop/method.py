@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from snnkit.errors import SnnkitError
-from snnkit.event_nets import (
-    EventLayer,
-    event_layers,
-    event_neuron_problem,
-    readout_kernel,
-)
-from snnkit.init import event_weights
-from snnkit.methods import GradientMethod
-from snnkit.neurons import LIF, NeuronSpec
+from snnkit.event_nets import EventMethod, event_layers, readout_kernel
+from snnkit.neurons import LIF
 from snnkit_eventprop.network import EventPropNetwork
 from snnkit_eventprop.simulate import LayerConfig
 
@@ -29,37 +22,15 @@ _OPTIONS = (
 )
 
 
-class EventProp(GradientMethod):
+class EventProp(EventMethod):
     """Event-exact forward, adjoint backward with jumps at spikes (docs/methods/eventprop.md)."""
 
     name = "eventprop"
     summary = "EventProp: exact adjoint gradients of continuous-time LIF networks (+ loss shaping)"
     paper = "Wunderlich & Pehle, Sci. Rep. 2021; Nowotny, Turner & Knight, arXiv 2212.01232"
     version = "1"
-    representation = "events"
-    oracle = "exact-events"
     exact = True
     devices = ("cpu", "cuda")
-    neurons = ("lif",)
-
-    def supports(self, neuron: NeuronSpec) -> str | None:
-        return event_neuron_problem(neuron)
-
-    def layer(
-        self,
-        neuron,
-        in_features,
-        out_features,
-        *,
-        recurrent=False,
-        surrogate=None,
-        weight_mean: float = 0.5,
-        weight_std: float = 0.5,
-    ):
-        """Weights of one layer, drawn by :func:`snnkit.init.event_weights`."""
-        self.check(neuron)
-        weight = event_weights(out_features, in_features, neuron, weight_mean, weight_std)
-        return EventLayer(in_features, out_features, recurrent, weight)
 
     def network(
         self,

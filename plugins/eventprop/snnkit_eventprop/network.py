@@ -13,7 +13,6 @@ import torch
 from snnkit.continuous import LIFKernel
 from snnkit.errors import SnnkitError
 from snnkit.event_nets import EventLayer, EventNetwork
-from snnkit.kernels import check_backend
 from snnkit_eventprop.function import BACKENDS, spike_times
 from snnkit_eventprop.simulate import LayerConfig
 
@@ -26,6 +25,7 @@ class EventPropNetwork(EventNetwork):
     """Spiking layers trained by EventProp and an LI (default) or spiking readout."""
 
     method = "eventprop"
+    backends = BACKENDS
 
     def __init__(
         self,
@@ -39,8 +39,7 @@ class EventPropNetwork(EventNetwork):
         heuristics: dict | None = None,
         backend: str = "auto",
     ) -> None:
-        super().__init__(layers, output, configs, readout_kernel)
-        check_backend(backend, BACKENDS, "eventprop")
+        super().__init__(layers, output, configs, readout_kernel, backend)
         if mode not in MODES:
             raise SnnkitError(f"eventprop mode must be one of {', '.join(MODES)}, got {mode!r}")
         if mode == "grid" and not (isinstance(dt, (int, float)) and dt > 0):
@@ -54,7 +53,6 @@ class EventPropNetwork(EventNetwork):
             )
         self.mode, self.dt = mode, dt
         self.heuristics = dict(heuristics or {})
-        self.options: dict = {"backend": backend}
 
     def layer_spike_times(
         self, pre: torch.Tensor, layer: EventLayer, config: LayerConfig

@@ -391,8 +391,11 @@ def test_a_forced_torch_backend_runs_no_kernel(needs_host, monkeypatch):
     from snnkit.events import Events
 
     monkeypatch.setattr(cuda, "adjoint", lambda *a: pytest.fail("a kernel ran"))
-    net = EventProp().network("3-4-2", LIF(tau_mem=10.0, tau_syn=5.0), backend="torch")
+    torch.manual_seed(0)
+    neuron = LIF(tau_mem=10.0, tau_syn=5.0)
+    net = EventProp().network("3-4-2", neuron, backend="torch", weight_mean=2.0)
     out = net(Events(torch.rand(2, 3, 1) * 10, 40.0))
+    assert int(torch.isfinite(out.spikes[0]).sum()) > 0
     out.readout.mean().sum().backward()
 
 
