@@ -7,7 +7,7 @@ setting works whatever the time constants:
     W = (mean + std * N(0, 1)) * theta / (psp_peak * sqrt(fan_in))
 
 where ``psp_peak`` is the peak membrane after a unit current jump from rest
-(:meth:`snnkit.reference.exact.Kernel.psp_peak`). ``mean = 1`` means ``sqrt(fan_in)``
+(:meth:`snnkit.continuous.LIFKernel.psp_peak`). ``mean = 1`` means ``sqrt(fan_in)``
 coincident inputs just reach threshold.
 """
 
@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 import torch
 
+from snnkit.continuous import LIFKernel
 from snnkit.errors import SnnkitError, check
 from snnkit.neurons import LIF
-from snnkit.reference.exact import Kernel
 
 __all__ = ["event_weights", "input_weight", "scale_to_rate"]
 
@@ -35,7 +35,7 @@ def event_weights(
             f"{name} must be a finite number, got {value!r}",
         )
     check(std >= 0, f"weight_std must be >= 0, got {std}")
-    peak = Kernel(neuron.tau_mem, neuron.tau_syn).psp_peak()
+    peak = LIFKernel(neuron.tau_mem, neuron.tau_syn).psp_peak()
     unit = neuron.threshold / (peak * math.sqrt(in_features))
     return (mean + std * torch.randn(out_features, in_features)) * unit
 

@@ -110,7 +110,7 @@ class EventInputs(InputKind):
 
     def outputs(self, model, out):
         if model.output_kind == "spikes":  # the last layer's spike times are the output
-            return out.spikes[-1], out.spikes[:-1]
+            return out.events(), out.spikes[:-1]
         return out.readout, out.spikes
 
     def spike_stats(self, hidden):

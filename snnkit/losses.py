@@ -2,8 +2,9 @@
 
 A loss declares which output it reads (``input``): ``"trace"`` (readout voltage
 ``[T, B, C]``), ``"spikes"`` (output spikes ``[T, B, C]``) or ``"spike_times"``
-(first output spike times ``[B, C]`` or ``[B, C, K]``, ``inf`` = no spike). ``predict``
-gives the class the loss considers chosen, for accuracy.
+(output spike times as :class:`snnkit.events.Events` ``[B, C, K]``, which carry the
+window, or a tensor ``[B, C]`` or ``[B, C, K]``; ``inf`` = no spike). ``predict`` gives
+the class the loss considers chosen, for accuracy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from snnkit.errors import SnnkitError
+from snnkit.events import Events
 
 LossInput = Literal["trace", "spikes", "spike_times"]
 
@@ -40,7 +42,9 @@ class Loss(ABC):
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         """Predicted class per sample, ``[B]``."""
 
-    def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
+    def _check(self, output: torch.Tensor | Events, target: torch.Tensor) -> None:
+        if isinstance(output, Events):
+            output = output.times
         expected = 2 if self.input == "spike_times" else 3
         if output.ndim not in (expected, expected + (self.input == "spike_times")):
             layout = "[B, C] or [B, C, K]" if self.input == "spike_times" else "[T, B, C]"
@@ -158,11 +162,27 @@ class FirstSpikeCrossEntropy(Loss):
         return first_spike(output).argmin(-1)
 
 
-def first_spike(times: torch.Tensor) -> torch.Tensor:
-    """First spike time per neuron, ``[B, C]``, from ``[B, C]`` or ``[B, C, K]`` (``inf``: none).
+def window(output: torch.Tensor | Events, duration: float | None, loss: str) -> float:
+    """The window ``T`` of spike times: an :class:`~snnkit.events.Events`' own, else the
+    loss's ``duration`` (one-line error when neither is given)."""
+    if isinstance(output, Events):
+        return output.duration
+    if duration is None:
+        raise SnnkitError(
+            f"loss '{loss}' needs the window T: pass spike times as snnkit.events.Events "
+            "(an event network's output.events()) or set the loss's duration="
+        )
+    return float(duration)
+
+
+def first_spike(times: torch.Tensor | Events) -> torch.Tensor:
+    """First spike time per neuron, ``[B, C]``, from ``[B, C]``, ``[B, C, K]`` or
+    :class:`~snnkit.events.Events` (``inf``: none).
 
     ``K = 0`` (no neuron spiked in the batch) gives all ``inf``.
     """
+    if isinstance(times, Events):
+        times = times.times
     if times.ndim == 2:
         return times
     if times.shape[-1] == 0:
@@ -177,7 +197,7 @@ class _FirstSpikeLoss(Loss):
     over the batch. As in W&P's code, silent outputs are left out of the softmax and a
     sample whose label output is silent contributes nothing (its loss is not defined: no
     spike time to move). For prediction a silent output counts as firing at ``T``: the
-    spike tensor's ``duration`` (event networks attach it) or the loss's ``duration``."""
+    ``duration`` of the :class:`~snnkit.events.Events` passed, else the loss's."""
 
     input: ClassVar[LossInput] = "spike_times"
     tau0: float = 0.5
@@ -185,14 +205,9 @@ class _FirstSpikeLoss(Loss):
     duration: float | None = None
 
     def _times(self, output: torch.Tensor) -> tuple[torch.Tensor, float]:
-        T = getattr(output, "duration", None) or self.duration
-        if T is None:
-            raise SnnkitError(
-                f"loss '{self.name}' needs the simulation window T: pass spike times from an "
-                f"event network (they carry .duration) or set the loss's duration="
-            )
+        T = window(output, self.duration, self.name)
         t = first_spike(output)
-        return torch.where(torch.isfinite(t), t, torch.full_like(t, T)), float(T)
+        return torch.where(torch.isfinite(t), t, torch.full_like(t, T)), T
 
     def penalty(self, t_label: torch.Tensor, T: float) -> torch.Tensor:
         raise NotImplementedError

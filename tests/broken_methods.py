@@ -126,12 +126,14 @@ SLIGHTLY_OFF_RASTER = _method("broken-1e-5", _SlightlyOffNeuron)
 
 
 def _event_method(name: str, factor: float):
-    from snnkit.reference.exact_autograd import EventOutput, ExactAutograd, ExactEventNetwork
+    from snnkit.event_nets import EventOutput
+    from snnkit.reference.exact_autograd import ExactAutograd, ExactEventNetwork
 
     class BrokenNetwork(ExactEventNetwork):
         def forward(self, inputs):
             out = super().forward(inputs)
-            return EventOutput([_ScaleGrad.apply(t, factor) for t in out.spikes], out.readout)
+            spikes = [_ScaleGrad.apply(t, factor) for t in out.spikes]
+            return EventOutput(spikes, out.readout, out.duration)
 
     class BrokenEvents(ExactAutograd):
         def network(self, *args, **kwargs):

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from snnkit.errors import SnnkitError
+from snnkit.events import Events
 from snnkit.losses import (
     FirstSpike,
     FirstSpikeCrossEntropy,
@@ -107,10 +108,10 @@ def test_first_spike_losses_treat_silent_outputs_as_wunderlich_and_pehle(cls):
     )
     target = torch.tensor([0, 1])  # sample 1's label output is silent
     loss = cls()
-    with pytest.raises(SnnkitError, match="needs the simulation window T"):
+    with pytest.raises(SnnkitError, match="needs the window T: pass spike times as snnkit.events"):
         loss(times, target)
-    times.duration = 10.0
-    value = loss(times, target)
+    value = loss(Events(times, 10.0), target)
+    assert value == cls(duration=10.0)(times, target)
     ce = -math.log(math.exp(-3.0 / 0.5) / (math.exp(-3.0 / 0.5) + math.exp(-5.0 / 0.5)))
     penalty = math.expm1(3.0 / 6.4) if cls is FirstSpikeExp else 1 / (1.01 * 10.0 - 3.0)
     assert value.item() == pytest.approx((ce + 3e-3 * penalty) / 2, rel=1e-12)
@@ -118,7 +119,6 @@ def test_first_spike_losses_treat_silent_outputs_as_wunderlich_and_pehle(cls):
     assert grad[1].abs().sum() == 0 and grad[0, 1].abs().sum() == 0
     assert grad[0, 0, 0] > 0 > grad[0, 2, 0]  # descent: the label earlier, the wrong one later
     assert grad[0, :, 1:].abs().sum() == 0
-    assert loss.predict(times).tolist() == [0, 0]
+    assert loss.predict(Events(times, 10.0)).tolist() == [0, 0]
     everyone_silent = torch.full((1, 3, 1), inf, dtype=torch.float64, requires_grad=True)
-    everyone_silent.duration = 10.0
-    assert loss(everyone_silent, torch.tensor([2])).item() == 0.0
+    assert loss(Events(everyone_silent, 10.0), torch.tensor([2])).item() == 0.0

@@ -284,7 +284,7 @@ def run_event_case(
         with torch.no_grad():
             res = ref.simulate(Events(ref_times, case.duration))
         last["counts"] = res.spike_counts()
-        from snnkit.reference.exact_autograd import EventOutput
+        from snnkit.event_nets import EventOutput
 
         return _loss(EventOutput([e.times for e in res.spikes], res.readout), coefs, case.duration)
 

@@ -33,9 +33,7 @@ __all__ = ["backward_layer", "spike_totals"]
 _CHUNK = 1 << 22  # elements of one [B, e, N, K] block
 
 
-def spike_totals(
-    record: LayerRecord, grad: torch.Tensor, config: LayerConfig, reset_coupling: bool = True
-) -> torch.Tensor:
+def spike_totals(record: LayerRecord, grad: torch.Tensor, config: LayerConfig) -> torch.Tensor:
     """``c_k = G_k tau / x_k`` for every spike ``[B, N, K]`` (0 at padding)."""
     times, tau, theta = record.times, config.tau, config.threshold
     finite = torch.isfinite(times)
@@ -48,7 +46,7 @@ def spike_totals(
         if k < K - 1:
             gap = torch.where(finite[..., k + 1], times[..., k] - times[..., k + 1], -math.inf)
             r = (r + c[..., k + 1]) * torch.exp(gap / tau)
-        total = g[..., k] + (theta / tau * r if reset_coupling else 0.0)
+        total = g[..., k] + theta / tau * r
         c[..., k] = torch.where(finite[..., k], total * tau / x[..., k], torch.zeros_like(r))
     return c
 
@@ -58,13 +56,12 @@ def backward_layer(
     grad: torch.Tensor,
     weight: torch.Tensor,
     config: LayerConfig,
-    reset_coupling: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(dL/d arrival times [B, E], dL/dW [N, N_in])`` from ``grad = dL/dt [B, N, K]``."""
     with torch.no_grad():
         tau = config.tau
         dtype = record.times.dtype
-        c = spike_totals(record, grad.to(dtype), config, reset_coupling)
+        c = spike_totals(record, grad.to(dtype), config)
         t_k = record.times
         B, N, K = t_k.shape
         E = record.arrival_times.shape[1]

@@ -6,7 +6,7 @@ kernels), never autograd through the forward. Gradients reach the weights and th
 spike times, so layers and losses chain through autograd. Backends: CuPy kernels on CUDA
 tensors when CuPy is present, the host C++ build on CPU tensors when a compiler is
 (chosen by :func:`snnkit.kernels.select`; ``SNNKIT_HOST_KERNELS=0`` or ``backend="torch"`` opt out; a failed build falls back to
-torch with a warning); the test hook ``reset_coupling=False`` uses the torch path.
+torch with a warning).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ BACKENDS = ("cuda", "cpu", "torch")
 
 def _backend(pre: torch.Tensor, options: dict):
     """The compiled kernels for this call (a :class:`snnkit.kernels.Backend`), None for torch."""
-    unfit = "reset_coupling=False" if options.get("reset_coupling") is False else None
     return kernels.select(
         pre,
         options.get("backend", "auto"),
@@ -33,7 +32,6 @@ def _backend(pre: torch.Tensor, options: dict):
         cuda=cuda.CUDA,
         cpu=cuda.HOST,
         cpu_works=_host_works,
-        unfit=unfit,
     )
 
 
@@ -54,7 +52,7 @@ class _EESTLayer(torch.autograd.Function):
             record = cuda.run_layer(backend, pre, weight, config)
         else:
             record = run_layer(pre, weight, config)
-        ctx.record, ctx.config, ctx.options, ctx.backend = record, config, options, backend
+        ctx.record, ctx.config, ctx.backend = record, config, backend
         ctx.pre_shape = pre.shape
         ctx.save_for_backward(weight)
         return record.times.to(pre.dtype)
@@ -66,8 +64,7 @@ class _EESTLayer(torch.autograd.Function):
         if ctx.backend is not None:
             d_arr, d_w = cuda.backward_layer(ctx.backend, record, grad, weight, ctx.config)
         else:
-            coupling = ctx.options.get("reset_coupling", True)
-            d_arr, d_w = backward_layer(record, grad, weight, ctx.config, coupling)
+            d_arr, d_w = backward_layer(record, grad, weight, ctx.config)
         d_pre = d_arr.new_zeros(ctx.pre_shape[0], d_arr.shape[1])
         d_pre.scatter_(1, record.order, d_arr)
         return d_pre.view(ctx.pre_shape).to(grad.dtype), d_w.to(weight.dtype), None, None

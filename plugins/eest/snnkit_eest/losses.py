@@ -19,19 +19,14 @@ from typing import ClassVar
 import torch
 
 from snnkit.errors import SnnkitError
-from snnkit.losses import Loss, first_spike
+from snnkit.events import Events
+from snnkit.losses import Loss, first_spike, window
 
 __all__ = ["LOSSES", "SpikeCountLoss", "SpikeTimeMSE"]
 
 
-def _duration(times: torch.Tensor, fallback: float | None) -> float:
-    duration = getattr(times, "duration", None) or fallback
-    if duration is None:
-        raise SnnkitError(
-            "this loss needs the window T: pass spike times from an event network "
-            "(they carry .duration) or set the loss's duration"
-        )
-    return float(duration)
+def _times(output: torch.Tensor | Events) -> torch.Tensor:
+    return output.times if isinstance(output, Events) else output
 
 
 def _targets(target, like, on, off):
@@ -51,7 +46,7 @@ class SpikeTimeMSE(Loss):
     duration: float | None = None
 
     def loss(self, output, target):
-        T = _duration(output, self.duration)
+        T = window(output, self.duration, self.name)
         first = first_spike(output)
         first = torch.where(torch.isfinite(first), first, torch.full_like(first, T))
         scale = T if max(self.t_on, self.t_off) <= 1 else 1.0
@@ -91,16 +86,19 @@ class SpikeCountLoss(Loss):
     duration: float | None = None
 
     def loss(self, output, target):
-        if output.ndim != 3:
+        T = window(output, self.duration, self.name)
+        times = _times(output)
+        if times.ndim != 3:
             raise SnnkitError(
-                f"loss '{self.name}' needs spike times [B, C, K], got {tuple(output.shape)}"
+                f"loss '{self.name}' needs spike times [B, C, K], got {tuple(times.shape)}"
             )
-        counts = _CountSurrogate.apply(output, _duration(output, self.duration))
+        counts = _CountSurrogate.apply(times, T)
         goal = _targets(target, counts, self.n_on, self.n_off)
         return (counts - goal).pow(2).sum(-1).mean()
 
     def predict(self, output):
-        counts = torch.isfinite(output).sum(-1).to(output.dtype)
+        times = _times(output)
+        counts = torch.isfinite(times).sum(-1).to(times.dtype)
         return (counts - 1e-6 * first_spike(output).nan_to_num(posinf=1e9)).argmax(-1)
 
 

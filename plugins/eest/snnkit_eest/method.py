@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from snnkit.errors import SnnkitError
-from snnkit.init import event_weights
-from snnkit.methods import GradientMethod
-from snnkit.neurons import LI, LIF, NeuronSpec
-from snnkit.nn import parse_shape
-from snnkit.reference.exact import Kernel
-from snnkit.reference.exact_autograd import event_neuron_problem
+from snnkit.event_nets import EventMethod, event_layers, readout_kernel
+from snnkit.neurons import LIF, NeuronSpec
 from snnkit_eest.forward import LayerConfig
-from snnkit_eest.network import EESTLayer, EESTNetwork
+from snnkit_eest.network import EESTNetwork
 
 __all__ = ["EEST"]
 
@@ -25,7 +21,7 @@ _OPTIONS = (
 )
 
 
-class EEST(GradientMethod):
+class EEST(EventMethod):
     """Closed-form spike times (tau_m = 2 tau_s), explicit chain rule backward (docs/methods/eest.md)."""
 
     name = "eest"
@@ -34,11 +30,8 @@ class EEST(GradientMethod):
     )
     paper = "Bacho & Chu, arXiv 2212.09500 (2022)"
     version = "1"
-    representation = "events"
-    oracle = "exact-events"
     exact = True
     devices = ("cpu", "cuda")
-    neurons = ("lif",)
     # Yin-Yang: the recipe's tau_mem 20 ms with tau_syn 10 ms (tau_m = 2 tau_s); spiking
     # output, first-spike loss (docs/methods/eest.md "Learning results")
     run_defaults = {
@@ -52,7 +45,7 @@ class EEST(GradientMethod):
     }
 
     def supports(self, neuron: NeuronSpec) -> str | None:
-        reason = event_neuron_problem(neuron)
+        reason = super().supports(neuron)
         if reason is not None:
             return reason
         if abs(neuron.tau_mem - 2.0 * neuron.tau_syn) > 1e-12 * neuron.tau_mem:
@@ -62,22 +55,11 @@ class EEST(GradientMethod):
             )
         return None
 
-    def layer(
-        self,
-        neuron,
-        in_features,
-        out_features,
-        *,
-        recurrent=False,
-        surrogate=None,
-        weight_mean: float = 0.5,
-        weight_std: float = 0.5,
-    ) -> EESTLayer:
-        """Weights of one layer, drawn by :func:`snnkit.init.event_weights`."""
-        self.check(neuron)
+    def layer(self, neuron, in_features, out_features, *, recurrent=False, **options):
+        """A feed-forward layer (:meth:`snnkit.event_nets.EventMethod.layer`)."""
         if recurrent:
             raise SnnkitError("eest: recurrent layers are not implemented (feed-forward only)")
-        return EESTLayer(event_weights(out_features, in_features, neuron, weight_mean, weight_std))
+        return super().layer(neuron, in_features, out_features, **options)
 
     def network(
         self,
@@ -110,27 +92,21 @@ class EEST(GradientMethod):
             raise SnnkitError("eest: recurrent layers are not implemented (feed-forward only)")
         if not isinstance(max_spikes, int) or isinstance(max_spikes, bool) or max_spikes < 1:
             raise SnnkitError(f"max_spikes must be a positive integer, got {max_spikes!r}")
-        sizes = parse_shape(shape)
-        readout = (
-            readout if readout is not None else LI(tau_mem=neuron.tau_mem, tau_syn=neuron.tau_syn)
+        hidden, output, readout = event_layers(
+            shape,
+            neuron,
+            readout,
+            weight_mean=weight_mean,
+            weight_std=weight_std,
+            output_weight_mean=output_weight_mean,
+            output_weight_std=output_weight_std,
         )
-        if readout.spiking:
-            self.check(readout)
-        hidden = [
-            self.layer(neuron, a, b, weight_mean=weight_mean, weight_std=weight_std)
-            for a, b in zip(sizes[:-2], sizes[1:-1], strict=True)
-        ]
-        out_mean = weight_mean if output_weight_mean is None else output_weight_mean
-        out_std = weight_std if output_weight_std is None else output_weight_std
-        out_neuron = readout if readout.spiking else neuron
-        output = EESTLayer(event_weights(sizes[-1], sizes[-2], out_neuron, out_mean, out_std))
         limit = 1 if single_spike else 0
         configs = [_config(neuron, max_spikes, limit, f"layer {k}") for k in range(len(hidden))]
-        kernel = None
         if readout.spiking:
+            self.check(readout)
             configs.append(_config(readout, max_spikes, limit, "output layer"))
-        else:
-            kernel = Kernel(readout.tau_mem, readout.tau_syn or neuron.tau_syn)
+        kernel = readout_kernel(readout, neuron)
         return EESTNetwork(hidden, output, configs, kernel, backend)
 
 

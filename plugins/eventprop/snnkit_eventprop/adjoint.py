@@ -51,35 +51,24 @@ def adjoint_layer(
     weight: torch.Tensor,
     recurrent: torch.Tensor | None,
     config: LayerConfig,
-    *,
-    drop_jump: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """``(dL/d arrival times [B, E], dL/dW [N, N_in], dL/dR or None)`` for ``g = grad_times``.
-
-    ``drop_jump`` (tests only) removes one term of the spike jump: ``"reset"``, ``"recurrent"``
-    or ``"all"``, to show the checks catch it.
-    """
+    """``(dL/d arrival times [B, E], dL/dW [N, N_in], dL/dR or None)`` for ``g = grad_times``."""
     with torch.no_grad():
         g = torch.where(torch.isfinite(record.times), grad_times, torch.zeros_like(grad_times))
         if record.events is None:
-            d_arr, d_w = _feedforward(record, g, weight, config, drop_jump)
+            d_arr, d_w = _feedforward(record, g, weight, config)
             return d_arr, d_w, None
-        return _global(record, g, weight, recurrent, config, drop_jump)
+        return _global(record, g, weight, recurrent, config)
 
 
-def _jump(config, a_v_n, current, g, recurrent_term, drop_jump):
+def _jump(config, a_v_n, current, g, recurrent_term):
+    """``lambda_V`` just before a spike from just after it (the spike's jump)."""
     tm, theta = config.tau_mem, config.threshold
     reset = a_v_n * (theta - config.v_after) / tm
-    if drop_jump in ("reset", "all"):
-        reset = torch.zeros_like(reset)
-    if drop_jump in ("recurrent", "all"):
-        recurrent_term = torch.zeros_like(recurrent_term)
-    if drop_jump == "all":
-        return a_v_n
     return a_v_n - tm / (current - theta) * (g - reset - recurrent_term)
 
 
-def _feedforward(record: LayerRecord, g, weight, config: LayerConfig, drop_jump):
+def _feedforward(record: LayerRecord, g, weight, config: LayerConfig):
     times, currents = record.times, record.currents
     arr_t, sources = record.arrival_times, record.sources
     B, N, K = times.shape
@@ -110,7 +99,7 @@ def _feedforward(record: LayerRecord, g, weight, config: LayerConfig, drop_jump)
         if bool(spike.any()):
             cur = currents.gather(2, kk)[..., 0]
             gk = g.gather(2, kk)[..., 0]
-            jumped = _jump(config, a_v, cur, gk, torch.zeros_like(a_v), drop_jump)
+            jumped = _jump(config, a_v, cur, gk, torch.zeros_like(a_v))
             a_v = torch.where(spike, jumped, a_v)
         if bool(arrival.any()):
             src = sources.gather(1, pa.clamp(min=0))
@@ -125,7 +114,7 @@ def _feedforward(record: LayerRecord, g, weight, config: LayerConfig, drop_jump)
     return d_arr.view(B, E), d_w.view(N, n_in)
 
 
-def _global(record: LayerRecord, g, weight, recurrent, config: LayerConfig, drop_jump):
+def _global(record: LayerRecord, g, weight, recurrent, config: LayerConfig):
     ev_t, ev_kind, ev_index, ev_slot = record.events
     times, currents = record.times, record.currents
     sources = record.sources
@@ -154,7 +143,7 @@ def _global(record: LayerRecord, g, weight, recurrent, config: LayerConfig, drop
             back = a_v[b] / tm - a_i[b] / ts  # [S, N] over postsynaptic m
             rec_term = (r[:, n].t() * back).sum(1)
             d_r_t.index_add_(0, n, a_i[b])
-            jumped = _jump(config, a_v[b, n], currents[b, n, k], g[b, n, k], rec_term, drop_jump)
+            jumped = _jump(config, a_v[b, n], currents[b, n, k], g[b, n, k], rec_term)
             a_v[b, n] = jumped
         if bool(arrival.any()):
             b = rows[arrival]

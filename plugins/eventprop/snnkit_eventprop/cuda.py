@@ -16,37 +16,29 @@ sample's spike order for the backward (``LayerRecord.log``).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from snnkit import host, kernels
+from snnkit import kernels
 from snnkit.errors import SnnkitError
+from snnkit.kernels import BLOCK, Backend, launch_grid
 from snnkit_eventprop.simulate import LayerConfig, LayerRecord, arrivals
 
 __all__ = [
     "CUDA",
     "HOST",
-    "Kernels",
+    "adjoint",
     "adjoint_layer",
     "adjoint_recurrent_layer",
-    "available",
+    "run",
     "run_layer",
     "run_recurrent_layer",
     "source",
 ]
 
-_BLOCK = 128
 _OPTIONS = ("--fmad=false",)
 _CAP = 8  # first spike-buffer size per neuron; grown (re-run) when a neuron fires more
 _GROUPS = 32  # CPU backward: sample groups, each with its own weight-gradient slice
-
-
-def available() -> bool:
-    """True when CuPy is importable and a CUDA device is present."""
-    return kernels.cupy_available()
 
 
 @functools.cache
@@ -59,43 +51,8 @@ def host_source() -> str:
     return kernels.read_source("snnkit_eventprop", "kernels/eventprop_host.cpp")
 
 
-@dataclass(frozen=True)
-class Kernels:
-    """Where the kernels run: ``compile(source, name, dtype, options)`` builds
-    ``name + suffix`` from the CUDA source plus ``extra()`` (a CPU driver's source);
-    ``groups`` > 0: the backward writes per-group weight-gradient slices (CPU driver)."""
-
-    compile: Callable[..., Any]
-    suffix: str = ""
-    extra: Callable[[], str] = str
-    groups: int = 0
-
-    def kernel(self, name: str, dtype: torch.dtype):
-        return self.compile(source() + self.extra(), name + self.suffix, dtype, _OPTIONS)
-
-    def run_layer(self, pre, weight, config, recurrent=None) -> LayerRecord:
-        if recurrent is not None:
-            return run_recurrent_layer(pre, weight, recurrent, config, self)
-        return run_layer(pre, weight, config, self)
-
-    def adjoint_layer(self, record, grad, weight, config, recurrent=None):
-        """``(dL/d arrivals, dL/dW, dL/dR or None)``."""
-        if recurrent is not None:
-            return adjoint_recurrent_layer(record, grad, weight, recurrent, config, self)
-        return (*adjoint_layer(record, grad, weight, config, self), None)
-
-
-# looked up at call time, so a test can swap kernels.compile_kernel for an emulation
-CUDA = Kernels(lambda *args: kernels.compile_kernel(*args))
-HOST = Kernels(lambda *args: host.compile_kernel(*args), "_host", host_source, _GROUPS)
-
-
-def _grid(threads: int) -> tuple[int]:
-    return (max(1, (threads + _BLOCK - 1) // _BLOCK),)
-
-
 def run_layer(
-    pre: torch.Tensor, weight: torch.Tensor, config: LayerConfig, backend: Kernels = CUDA
+    backend: Backend, pre: torch.Tensor, weight: torch.Tensor, config: LayerConfig
 ) -> LayerRecord:
     """Feed-forward layer forward pass by the kernels (same record as the torch path)."""
     with torch.no_grad():
@@ -104,15 +61,15 @@ def run_layer(
         B, E = times.shape
         N, n_in = weight.shape
         w = weight.detach().to(pre.dtype).contiguous()
-        kernel = backend.kernel("eventprop_forward", pre.dtype)
+        kernel = backend.kernel(source(), "eventprop_forward", pre.dtype, _OPTIONS)
         cap = min(_CAP, config.max_spikes)
         while True:
             spikes = pre.new_full((B, N, cap), float("inf"))
             currents = pre.new_zeros(B, N, cap)
             counts = torch.zeros(B, N, dtype=torch.int64, device=pre.device)
             kernel(
-                _grid(B * N),
-                (_BLOCK,),
+                launch_grid(B * N),
+                (BLOCK,),
                 (
                     times,
                     sources,
@@ -145,11 +102,11 @@ def run_layer(
 
 
 def adjoint_layer(
+    backend: Backend,
     record: LayerRecord,
     grad: torch.Tensor,
     weight: torch.Tensor,
     config: LayerConfig,
-    backend: Kernels = CUDA,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(dL/d arrival times [B, E], dL/dW [N, N_in])`` by the kernels."""
     with torch.no_grad():
@@ -184,8 +141,8 @@ def adjoint_layer(
             config.v_after,
             config.duration,
         )
-        kernel = backend.kernel("eventprop_backward", dtype)
-        kernel(_grid(B * N), (_BLOCK,), args + ((groups,) if backend.groups else ()))
+        kernel = backend.kernel(source(), "eventprop_backward", dtype, _OPTIONS)
+        kernel(launch_grid(B * N), (BLOCK,), args + ((groups,) if backend.groups else ()))
         return d_arr, d_w.sum(0).to(weight.dtype)
 
 
@@ -200,11 +157,11 @@ def _check_bound(counts: torch.Tensor, config: LayerConfig) -> None:
 
 
 def run_recurrent_layer(
+    backend: Backend,
     pre: torch.Tensor,
     weight: torch.Tensor,
     recurrent: torch.Tensor,
     config: LayerConfig,
-    backend: Kernels = CUDA,
 ) -> LayerRecord:
     """Recurrent layer forward pass by the kernels: spikes, currents and each sample's log."""
     with torch.no_grad():
@@ -214,7 +171,7 @@ def run_recurrent_layer(
         N, n_in = weight.shape
         w = weight.detach().to(pre.dtype).contiguous()
         r = recurrent.detach().to(pre.dtype).contiguous()
-        kernel = backend.kernel("eventprop_recurrent_forward", pre.dtype)
+        kernel = backend.kernel(source(), "eventprop_recurrent_forward", pre.dtype, _OPTIONS)
         cap = min(_CAP, config.max_spikes)
         long = {"dtype": torch.int64, "device": pre.device}
         while True:
@@ -226,8 +183,8 @@ def run_recurrent_layer(
             totals = torch.zeros(B, **long)
             state = pre.new_zeros(2, B, N)
             kernel(
-                _grid(B),
-                (_BLOCK,),
+                launch_grid(B),
+                (BLOCK,),
                 (times, sources, w, r, spikes, currents, counts, log_neuron, log_before,
                  totals, state[0], state[1], B, N, n_in, E, cap, config.max_spikes,
                  config.tau_mem, config.tau_syn, config.threshold,
@@ -251,12 +208,12 @@ def run_recurrent_layer(
 
 
 def adjoint_recurrent_layer(
+    backend: Backend,
     record: LayerRecord,
     grad: torch.Tensor,
     weight: torch.Tensor,
     recurrent: torch.Tensor,
     config: LayerConfig,
-    backend: Kernels = CUDA,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(dL/d arrival times [B, E], dL/dW [N, N_in], dL/dR [N, N])`` by the kernels."""
     with torch.no_grad():
@@ -303,6 +260,24 @@ def adjoint_recurrent_layer(
             config.v_after,
             config.duration,
         )
-        kernel = backend.kernel("eventprop_recurrent_backward", dtype)
-        kernel(_grid(B), (_BLOCK,), args + ((groups,) if backend.groups else ()))
+        kernel = backend.kernel(source(), "eventprop_recurrent_backward", dtype, _OPTIONS)
+        kernel(launch_grid(B), (BLOCK,), args + ((groups,) if backend.groups else ()))
         return d_arr, d_w.sum(0).to(weight.dtype), d_r.sum(0).to(recurrent.dtype)
+
+
+def run(backend: Backend, pre, weight, recurrent, config: LayerConfig) -> LayerRecord:
+    """A layer's forward pass by the kernels, feed-forward or (``recurrent`` not None) recurrent."""
+    if recurrent is not None:
+        return run_recurrent_layer(backend, pre, weight, recurrent, config)
+    return run_layer(backend, pre, weight, config)
+
+
+def adjoint(backend: Backend, record: LayerRecord, grad, weight, recurrent, config: LayerConfig):
+    """``(dL/d arrival times, dL/dW, dL/dR or None)`` by the kernels."""
+    if recurrent is not None:
+        return adjoint_recurrent_layer(backend, record, grad, weight, recurrent, config)
+    return (*adjoint_layer(backend, record, grad, weight, config), None)
+
+
+CUDA = kernels.cuda_backend()
+HOST = kernels.cpu_backend(host_source, _GROUPS)

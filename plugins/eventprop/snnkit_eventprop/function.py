@@ -6,55 +6,56 @@ through the forward. Gradients reach the weights, the recurrent weights and the 
 times, so layers (and any loss on spike times or on an LI readout) chain through autograd.
 Layers, feed-forward and recurrent, run the compiled kernels (:mod:`snnkit_eventprop.cuda`):
 CuPy on CUDA tensors when CuPy is present, the host C++ build on CPU tensors when a
-compiler is (``SNNKIT_HOST_KERNELS=0`` opts out; a failed build falls back to torch with a
-warning). The tests' ``drop_jump`` hook uses the torch path, the readable reference.
+compiler is (chosen by :func:`snnkit.kernels.select`; ``backend="torch"`` or
+``SNNKIT_HOST_KERNELS=0`` opt out; a failed build falls back to torch with a warning).
+``backend="torch"`` runs the torch path, the readable reference.
 """
 
 from __future__ import annotations
 
 import torch
 
-from snnkit import host
+from snnkit import host, kernels
+from snnkit_eventprop import cuda
 from snnkit_eventprop.adjoint import adjoint_layer
 from snnkit_eventprop.simulate import LayerConfig, LayerRecord, run_layer
 
-__all__ = ["spike_times"]
+__all__ = ["BACKENDS", "spike_times"]
+
+BACKENDS = ("cuda", "cpu", "torch")
 
 
-def _backend(pre: torch.Tensor, recurrent, options):
-    """The compiled kernels for this layer (:class:`snnkit_eventprop.cuda.Kernels`), or None
-    for the torch path."""
-    if options.get("drop_jump"):
-        return None
-    from snnkit_eventprop import cuda
-
-    if pre.is_cuda and cuda.available():
-        return cuda.CUDA
-    if pre.device.type == "cpu" and _host_works():
-        return cuda.HOST
-    return None
+def _backend(pre: torch.Tensor, options: dict):
+    """The compiled kernels for this layer (a :class:`snnkit.kernels.Backend`), or None for
+    the torch path (chosen by :func:`snnkit.kernels.select`)."""
+    return kernels.select(
+        pre,
+        options.get("backend", "auto"),
+        "eventprop",
+        cuda=cuda.CUDA,
+        cpu=cuda.HOST,
+        cpu_works=_host_works,
+    )
 
 
 @host.probed("EventProp")
 def _host_works():
     """A one-neuron layer forward and backward through the CPU drivers."""
-    from snnkit_eventprop import cuda
-
     config = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 1.0, 1)
     weight = torch.ones(1, 1)
-    record = cuda.HOST.run_layer(torch.zeros(1, 1, 1), weight, config)
-    cuda.HOST.adjoint_layer(record, torch.zeros_like(record.times), weight, config)
+    record = cuda.run_layer(cuda.HOST, torch.zeros(1, 1, 1), weight, config)
+    cuda.adjoint_layer(cuda.HOST, record, torch.zeros_like(record.times), weight, config)
 
 
 class _EventLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pre, weight, recurrent, config, options):
-        backend = _backend(pre, recurrent, options)
+        backend = _backend(pre, options)
         if backend is not None:
-            record = backend.run_layer(pre, weight, config, recurrent)
+            record = cuda.run(backend, pre, weight, recurrent, config)
         else:
             record = run_layer(pre, weight, recurrent, config)
-        ctx.record, ctx.config, ctx.options, ctx.backend = record, config, options, backend
+        ctx.record, ctx.config, ctx.backend = record, config, backend
         ctx.pre_shape = pre.shape
         ctx.save_for_backward(weight, recurrent)
         if options.get("record") is not None:
@@ -66,15 +67,10 @@ class _EventLayer(torch.autograd.Function):
         weight, recurrent = ctx.saved_tensors
         record: LayerRecord = ctx.record
         if ctx.backend is not None:
-            d_arr, d_w, d_r = ctx.backend.adjoint_layer(record, grad, weight, ctx.config, recurrent)
+            d_arr, d_w, d_r = cuda.adjoint(ctx.backend, record, grad, weight, recurrent, ctx.config)
         else:
             d_arr, d_w, d_r = adjoint_layer(
-                record,
-                grad.to(record.times.dtype),
-                weight,
-                recurrent,
-                ctx.config,
-                drop_jump=ctx.options.get("drop_jump"),
+                record, grad.to(record.times.dtype), weight, recurrent, ctx.config
             )
         B = ctx.pre_shape[0]
         d_pre = d_arr.new_zeros(B, d_arr.shape[1])

@@ -206,7 +206,7 @@ class _GridLayer(torch.autograd.Function):
                 a_v, a_i = _decay(config, a_v, a_i, late)
                 cur = currents.gather(2, slot)[..., 0]
                 zero = torch.zeros_like(a_v)
-                jumped = torch.where(fired, _jump(config, a_v, cur, gk, zero, None), a_v)
+                jumped = torch.where(fired, _jump(config, a_v, cur, gk, zero), a_v)
                 delta, a_v = jumped - a_v, jumped
                 tau, src, slots, valid = _in_step(bins, times, sources, k)
                 if tau.shape[1]:  # arrivals before t* in this step see the jump

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from snnkit.errors import SnnkitError
-from snnkit.init import event_weights
-from snnkit.methods import GradientMethod
-from snnkit.neurons import LI, LIF, NeuronSpec
-from snnkit.nn import parse_shape
-from snnkit.reference.exact import Kernel
-from snnkit.reference.exact_autograd import event_neuron_problem
-from snnkit_eventprop.network import EventPropLayer, EventPropNetwork
+from snnkit.event_nets import EventMethod, event_layers, readout_kernel
+from snnkit.neurons import LIF
+from snnkit_eventprop.network import EventPropNetwork
 from snnkit_eventprop.simulate import LayerConfig
 
 __all__ = ["EventProp"]
 
 _OPTIONS = (
+    "backend",
     "mode",
     "dt",
     "max_spikes",
@@ -25,37 +22,15 @@ _OPTIONS = (
 )
 
 
-class EventProp(GradientMethod):
+class EventProp(EventMethod):
     """Event-exact forward, adjoint backward with jumps at spikes (docs/methods/eventprop.md)."""
 
     name = "eventprop"
     summary = "EventProp: exact adjoint gradients of continuous-time LIF networks (+ loss shaping)"
     paper = "Wunderlich & Pehle, Sci. Rep. 2021; Nowotny, Turner & Knight, arXiv 2212.01232"
     version = "1"
-    representation = "events"
-    oracle = "exact-events"
     exact = True
     devices = ("cpu", "cuda")
-    neurons = ("lif",)
-
-    def supports(self, neuron: NeuronSpec) -> str | None:
-        return event_neuron_problem(neuron)
-
-    def layer(
-        self,
-        neuron,
-        in_features,
-        out_features,
-        *,
-        recurrent=False,
-        surrogate=None,
-        weight_mean: float = 0.5,
-        weight_std: float = 0.5,
-    ):
-        """Weights of one layer, drawn by :func:`snnkit.init.event_weights`."""
-        self.check(neuron)
-        weight = event_weights(out_features, in_features, neuron, weight_mean, weight_std)
-        return EventPropLayer(in_features, out_features, recurrent, weight)
 
     def network(
         self,
@@ -65,6 +40,7 @@ class EventProp(GradientMethod):
         readout=None,
         recurrent=False,
         surrogate=None,
+        backend: str = "auto",
         mode: str = "exact",
         dt: float | None = None,
         max_spikes: int = 64,
@@ -74,7 +50,8 @@ class EventProp(GradientMethod):
         output_weight_std: float | None = None,
         **options,
     ) -> EventPropNetwork:
-        """Layers for ``shape`` ("5-200-3"); options: ``mode`` ("exact" | "grid"), ``dt``
+        """Layers for ``shape`` ("5-200-3"); options: ``backend`` ("auto" | "cuda" | "cpu" |
+        "torch", see :func:`snnkit.kernels.select`), ``mode`` ("exact" | "grid"), ``dt``
         (grid step, ms), ``max_spikes`` (per neuron and sample), weight init
         ``weight_mean``/``weight_std`` (:func:`snnkit.init.event_weights`; the
         ``output_`` ones for the last layer, defaulting to the hidden ones)."""
@@ -86,36 +63,22 @@ class EventProp(GradientMethod):
         self.check(neuron)
         if not isinstance(max_spikes, int) or isinstance(max_spikes, bool) or max_spikes < 1:
             raise SnnkitError(f"max_spikes must be a positive integer, got {max_spikes!r}")
-        sizes = parse_shape(shape)
-        readout = (
-            readout if readout is not None else LI(tau_mem=neuron.tau_mem, tau_syn=neuron.tau_syn)
-        )
-        hidden = [
-            self.layer(
-                neuron, a, b, recurrent=recurrent, weight_mean=weight_mean, weight_std=weight_std
-            )
-            for a, b in zip(sizes[:-2], sizes[1:-1], strict=True)
-        ]
-        out_neuron = readout if readout.spiking else neuron
-        output = EventPropLayer(
-            sizes[-2],
-            sizes[-1],
-            weight=event_weights(
-                sizes[-1],
-                sizes[-2],
-                out_neuron,
-                weight_mean if output_weight_mean is None else output_weight_mean,
-                weight_std if output_weight_std is None else output_weight_std,
-            ),
+        hidden, output, readout = event_layers(
+            shape,
+            neuron,
+            readout,
+            recurrent=recurrent,
+            weight_mean=weight_mean,
+            weight_std=weight_std,
+            output_weight_mean=output_weight_mean,
+            output_weight_std=output_weight_std,
         )
         configs = [_config(neuron, max_spikes, f"layer {k}") for k in range(len(hidden))]
-        kernel = None
         if readout.spiking:
             self.check(readout)
             configs.append(_config(readout, max_spikes, "output layer"))
-        else:
-            kernel = Kernel(readout.tau_mem, readout.tau_syn or neuron.tau_syn)
-        return EventPropNetwork(hidden, output, configs, kernel, mode=mode, dt=dt)
+        kernel = readout_kernel(readout, neuron)
+        return EventPropNetwork(hidden, output, configs, kernel, mode=mode, dt=dt, backend=backend)
 
 
 def _config(neuron: LIF, max_spikes: int, name: str) -> LayerConfig:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from snnkit.continuous import LIFKernel
 from snnkit.errors import SnnkitError
-from snnkit.reference.exact import Kernel
 from snnkit_eventprop.solver import first_crossing
 
 __all__ = ["LayerConfig", "LayerRecord", "arrivals", "run_layer"]
@@ -43,8 +43,8 @@ class LayerConfig:
     name: str = "layer"
 
     @property
-    def kernel(self) -> Kernel:
-        return Kernel(self.tau_mem, self.tau_syn)
+    def kernel(self) -> LIFKernel:
+        return LIFKernel(self.tau_mem, self.tau_syn)
 
     @property
     def v_after(self) -> float:

@@ -1,6 +1,6 @@
 """Vectorised threshold crossings of the current-based LIF between two events.
 
-Between events each neuron follows the closed form of :class:`snnkit.reference.exact.Kernel`
+Between events each neuron follows the closed form of :class:`snnkit.continuous.LIFKernel`
 (``V(s)`` is a sum of two exponentials, so it has at most one extremum). For tensors of
 states ``(v0, i0)`` and windows ``w`` this finds, elementwise, the first ``s`` in ``(0, w]``
 with ``V(s) = theta`` reached from below: split at the extremum, pick the first monotone
@@ -14,14 +14,14 @@ import math
 
 import torch
 
-from snnkit.reference.exact import Kernel
+from snnkit.continuous import LIFKernel
 
 __all__ = ["extremum", "first_crossing"]
 
 MAX_ITERATIONS = 100
 
 
-def extremum(kernel: Kernel, v0: torch.Tensor, i0: torch.Tensor) -> torch.Tensor:
+def extremum(kernel: LIFKernel, v0: torch.Tensor, i0: torch.Tensor) -> torch.Tensor:
     """The ``s`` where ``dV/ds = 0`` (any sign), NaN where V is monotone for all ``s``."""
     with torch.no_grad():
         if kernel.equal_taus:
@@ -34,7 +34,7 @@ def extremum(kernel: Kernel, v0: torch.Tensor, i0: torch.Tensor) -> torch.Tensor
 
 
 def first_crossing(
-    kernel: Kernel, v0: torch.Tensor, i0: torch.Tensor, theta: float, window: torch.Tensor
+    kernel: LIFKernel, v0: torch.Tensor, i0: torch.Tensor, theta: float, window: torch.Tensor
 ) -> torch.Tensor:
     """First crossing time ``s`` in ``(0, window]`` per element (``inf`` where none); detached."""
     with torch.no_grad():

@@ -99,17 +99,22 @@ def test_agrees_with_eventprop():
     assert err <= 1e-10, err
 
 
-def test_broken_reset_coupling_fails_agreement_and_conformance():
-    eest, ep, times, gen = _pair()
-    eest.options["reset_coupling"] = False
+def _uncoupled_totals(record, grad, config):
+    """``spike_totals`` without the reset coupling: each spike's own ``G_k tau / x_k``."""
+    finite = torch.isfinite(record.times)
+    x = torch.where(finite, record.currents - config.threshold, torch.ones_like(record.times))
+    return torch.where(finite, grad * config.tau / x, torch.zeros_like(grad))
+
+
+def test_broken_reset_coupling_fails_agreement_and_conformance(monkeypatch):
+    monkeypatch.setattr(eest_backward, "spike_totals", _uncoupled_totals)
+    eest, ep, times, gen = _pair()  # eest on its torch path
     err, _, _ = _agreement(eest, ep, times, gen)
     assert err > 1e-3
 
     class NoCoupling(EEST):
         def network(self, *args, **kw):
-            net = super().network(*args, **kw)
-            net.options["reset_coupling"] = False
-            return net
+            return super().network(*args, backend="torch", **kw)
 
     assert not run_case(NoCoupling(), "multi-spike", "float64").passed
 

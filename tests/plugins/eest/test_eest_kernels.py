@@ -119,7 +119,6 @@ def test_kernel_spike_bound(needs_host, backend):
 def test_cpu_layers_use_the_driver(needs_host):
     assert function._backend(torch.zeros(1, 1, 1), {}) is cuda.HOST
     assert function._backend(torch.zeros(1, 1, 1), {"backend": "torch"}) is None
-    assert function._backend(torch.zeros(1, 1, 1), {"reset_coupling": False}) is None
 
 
 @pytest.mark.gpu

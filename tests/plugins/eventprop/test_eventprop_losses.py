@@ -31,12 +31,10 @@ def _nets(readout):
     return ref, net
 
 
-def _output(out, kind, duration):
+def _output(out, kind):
     if kind == "readout":
         return out.readout
-    times = out.spikes[-1]
-    times.duration = duration  # as eventprop networks do
-    return times
+    return out.events()
 
 
 @pytest.mark.parametrize("loss", LOSSES, ids=lambda loss: loss.name)
@@ -47,7 +45,7 @@ def test_loss_gradient_through_eventprop_equals_the_exact_reference(loss):
     target = torch.tensor([0, 1, 2, 1])
     results = []
     for model in (ref, net):
-        out = _output(model(Events(times, 40.0)), loss.input, 40.0)
+        out = _output(model(Events(times, 40.0)), loss.input)
         value = loss(out, target)
         grads = torch.autograd.grad(value, list(model.parameters()))
         results.append((value.detach(), grads, loss.predict(out)))
@@ -79,9 +77,9 @@ def test_readout_losses_reject_other_outputs():
         get_registry().loss("sum_exp")(torch.zeros(5, 2, 3), torch.zeros(2, dtype=torch.long))
 
 
-def test_exact_autograd_spike_times_carry_the_window_for_first_spike_losses():
-    """exact-autograd's spike tensors carry ``.duration`` like eventprop's, so the first-spike
-    losses run on either without a manual window, and agree."""
+def test_exact_autograd_output_carries_the_window_for_first_spike_losses():
+    """exact-autograd's output carries ``duration`` like eventprop's, so the first-spike
+    losses run on either's ``output.events()`` without a manual window, and agree."""
     ref, net = _nets("spike_times")
     gen = torch.Generator().manual_seed(3)
     times = (torch.rand(4, 4, 2, generator=gen, dtype=F64) * 20).sort(-1).values
@@ -90,8 +88,8 @@ def test_exact_autograd_spike_times_carry_the_window_for_first_spike_losses():
     values = []
     for model in (ref, net):
         out = model(Events(times, 40.0))
-        assert all(s.duration == 40.0 for s in out.spikes)
-        values.append(loss(out.spikes[-1], target).detach())
+        assert out.duration == 40.0
+        values.append(loss(out.events(), target).detach())
     assert abs(float(values[0] - values[1])) <= 1e-12 * max(1.0, abs(float(values[0])))
 
 

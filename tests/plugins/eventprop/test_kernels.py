@@ -46,14 +46,6 @@ def test_kernels_compile_with_nvcc(arch):
 
 
 @pytest.fixture(scope="module")
-def host_kernels():
-    """A stand-in for :func:`snnkit.kernels.compile_kernel` that emulates the launch grid."""
-    if not host.available():
-        pytest.skip("no C++ compiler")
-    return functools.partial(host.compile_kernel, emulate=True)
-
-
-@pytest.fixture(scope="module")
 def needs_host():
     if not host.available():
         pytest.skip("no C++ compiler")
@@ -92,11 +84,14 @@ CASE_IDS = [
 TOL = {torch.float64: 1e-10, torch.float32: 2e-3}
 
 
-def _compare(dtype, device, backend=cuda.CUDA, **kw):
+EMULATED = kernels.Backend("cuda", functools.partial(host.compile_kernel, emulate=True))
+
+
+def _compare(dtype, device, backend, **kw):
     pre, w, r, config, grad = _case(dtype, device, **kw)
     r_cpu = None if r is None else r.cpu()
     want = run_layer(pre.cpu(), w.cpu(), r_cpu, config)
-    got = backend.run_layer(pre, w, config, r)
+    got = cuda.run(backend, pre, w, r, config)
     assert torch.equal(got.counts.cpu(), want.counts)
     assert int(want.counts.sum()) > 10 and want.times.shape[-1] > 1
     finite = torch.isfinite(want.times)
@@ -104,7 +99,7 @@ def _compare(dtype, device, backend=cuda.CUDA, **kw):
     assert (got.times.cpu()[finite] - want.times[finite]).abs().max() <= tol * 40
     g = grad(want.times).to(dtype)
     wanted = adjoint_layer(want, g, w.cpu(), r_cpu, config)
-    gotten = backend.adjoint_layer(got, g.to(device), w, config, r)
+    gotten = cuda.adjoint(backend, got, g.to(device), w, r, config)
     assert (gotten[2] is None) == (r is None)
     for a, b in zip(gotten, wanted, strict=True):
         if b is not None:
@@ -117,22 +112,20 @@ def _compare(dtype, device, backend=cuda.CUDA, **kw):
     CASES,
     ids=CASE_IDS,
 )
-def test_host_emulation_matches_torch(host_kernels, monkeypatch, dtype, kw):
-    monkeypatch.setattr(kernels, "compile_kernel", host_kernels)
-    _compare(dtype, "cpu", **kw)
+def test_host_emulation_matches_torch(needs_host, dtype, kw):
+    _compare(dtype, "cpu", EMULATED, **kw)
 
 
-def test_host_emulation_spike_bound(host_kernels, monkeypatch):
-    monkeypatch.setattr(kernels, "compile_kernel", host_kernels)
+def test_host_emulation_spike_bound(needs_host):
     pre = torch.zeros(1, 1, 1, dtype=torch.float64)
     w = torch.full((2, 1), 50.0, dtype=torch.float64)
     config = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 40.0, 1000)
-    record = cuda.run_layer(pre, w, config)  # the buffer is re-sized past _CAP
+    record = cuda.run_layer(EMULATED, pre, w, config)  # the buffer is re-sized past _CAP
     assert record.times.shape[-1] > cuda._CAP
     assert torch.equal(record.counts, run_layer(pre, w, None, config).counts)
     small = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 40.0, 3)
     with pytest.raises(SnnkitError, match="max_spikes=3"):
-        cuda.run_layer(pre, w, small)
+        cuda.run_layer(EMULATED, pre, w, small)
 
 
 # --- the CPU drivers (kernels/eventprop_host.cpp): the same per-neuron functions ------------
@@ -167,7 +160,7 @@ def _broken(old, new):
         assert old in src
         return host.compile_kernel(src.replace(old, new), name, dtype, options)
 
-    return cuda.Kernels(compile_broken, "_host", cuda.host_source, cuda._GROUPS)
+    return kernels.Backend("cpu", compile_broken, "_host", cuda.host_source, cuda._GROUPS)
 
 
 @pytest.mark.parametrize(
@@ -195,14 +188,14 @@ def test_cpu_driver_spike_bound(needs_host):
     pre = torch.zeros(1, 1, 1, dtype=torch.float64)
     w = torch.full((2, 1), 50.0, dtype=torch.float64)
     config = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 40.0, 1000)
-    record = cuda.HOST.run_layer(pre, w, config)
+    record = cuda.run_layer(cuda.HOST, pre, w, config)
     assert record.times.shape[-1] > cuda._CAP
     want = run_layer(pre, w, None, config)
     assert torch.equal(record.counts, want.counts)
     assert (record.times - want.times).abs().max() < 1e-10
     small = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 40.0, 3)
     with pytest.raises(SnnkitError, match="max_spikes=3"):
-        cuda.HOST.run_layer(pre, w, small)
+        cuda.run_layer(cuda.HOST, pre, w, small)
 
 
 @pytest.mark.parametrize("recurrent", [False, True], ids=["feedforward", "recurrent"])
@@ -216,11 +209,11 @@ def test_cpu_driver_threads_give_identical_results(needs_host, recurrent):
     try:
         for n in (1, 2, 3):
             torch.set_num_threads(n)
-            record = cuda.HOST.run_layer(pre, w, config, r)
+            record = cuda.run(cuda.HOST, pre, w, r, config)
             g = torch.randn(
                 record.times.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64
             )
-            grads = cuda.HOST.adjoint_layer(record, g, w, config, r)
+            grads = cuda.adjoint(cuda.HOST, record, g, w, r, config)
             runs.append((record.times, *(x for x in grads if x is not None)))
     finally:
         torch.set_num_threads(threads)
@@ -293,13 +286,13 @@ def test_conformance_runs_through_the_cpu_kernels(needs_host, monkeypatch):
 
     from snnkit.conformance import run_case
 
-    calls, original = [], cuda.Kernels.adjoint_layer
+    calls, original = [], cuda.adjoint
 
-    def spy(self, *args):
-        calls.append(self)
-        return original(self, *args)
+    def spy(backend, *args):
+        calls.append(backend)
+        return original(backend, *args)
 
-    monkeypatch.setattr(cuda.Kernels, "adjoint_layer", spy)
+    monkeypatch.setattr(cuda, "adjoint", spy)
     for case, dtype in (("deep", "float64"), ("recurrent", "float64"), ("recurrent", "float32")):
         calls.clear()
         result = run_case(EventProp(), case, dtype)
@@ -329,19 +322,12 @@ def test_cpu_kernels_fall_back_to_torch_with_a_warning(monkeypatch):
     function._host_works.cache_clear()
     try:
         with pytest.warns(UserWarning, match="EventProp CPU kernels unavailable"):
-            assert function._backend(torch.zeros(1, 1, 1), None, {}) is None
+            assert function._backend(torch.zeros(1, 1, 1), {}) is None
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # probed once: no second warning
-            assert function._backend(torch.zeros(1, 1, 1), None, {}) is None
+            assert function._backend(torch.zeros(1, 1, 1), {}) is None
     finally:
         function._host_works.cache_clear()
-
-
-def test_hooked_layers_use_the_torch_path():
-    from snnkit_eventprop import function
-
-    x = torch.zeros(1, 1, 1)
-    assert function._backend(x, None, {"drop_jump": "reset"}) is None
 
 
 def test_recurrent_cpu_driver_spike_bound(needs_host):
@@ -349,28 +335,28 @@ def test_recurrent_cpu_driver_spike_bound(needs_host):
     w = torch.full((2, 1), 50.0, dtype=torch.float64)
     r = torch.full((2, 2), 0.3, dtype=torch.float64)
     config = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 40.0, 1000)
-    record = cuda.HOST.run_layer(pre, w, config, r)  # the buffer and the log are re-sized
+    record = cuda.run(cuda.HOST, pre, w, r, config)  # the buffer and the log are re-sized
     assert record.times.shape[-1] > cuda._CAP
     want = run_layer(pre, w, r, config)
     assert torch.equal(record.counts, want.counts)
     assert (record.times - want.times).abs().max() < 1e-10
     small = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 40.0, 3)
     with pytest.raises(SnnkitError, match="max_spikes=3"):
-        cuda.HOST.run_layer(pre, w, small, r)
+        cuda.run(cuda.HOST, pre, w, r, small)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
 def test_gpu_matches_torch(dtype):
-    if not cuda.available():
+    if not kernels.cupy_available():
         pytest.skip("needs CuPy and a CUDA device")
-    _compare(dtype, "cuda")
+    _compare(dtype, "cuda", cuda.CUDA)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
 def test_gpu_equals_cpu_driver(dtype):
-    if not cuda.available():
+    if not kernels.cupy_available():
         pytest.skip("needs CuPy and a CUDA device")
     _compare(dtype, "cuda", cuda.CUDA, reset="zero")
     _compare(dtype, "cpu", cuda.HOST, reset="zero")
@@ -378,7 +364,7 @@ def test_gpu_equals_cpu_driver(dtype):
 
 @pytest.mark.gpu
 def test_gpu_conformance():
-    if not cuda.available():
+    if not kernels.cupy_available():
         pytest.skip("needs CuPy and a CUDA device")
     from snnkit_eventprop.method import EventProp
 
@@ -386,3 +372,44 @@ def test_gpu_conformance():
 
     results = check(EventProp(), ["float64"], device="cuda")
     assert all(r.passed for r in results), [(r.case, r.detail) for r in results if not r.passed]
+
+
+def test_the_backend_option_chooses_the_kernels(needs_host):
+    from snnkit_eventprop import function
+
+    x = torch.zeros(1, 1, 1)
+    assert function._backend(x, {"backend": "auto"}) is cuda.HOST
+    assert function._backend(x, {"backend": "cpu"}) is cuda.HOST
+    assert function._backend(x, {"backend": "torch"}) is None
+    with pytest.raises(SnnkitError, match="backend='cuda': eventprop's tensors are on cpu"):
+        function._backend(x, {"backend": "cuda"})
+
+
+def test_a_forced_torch_backend_runs_no_kernel(needs_host, monkeypatch):
+    from snnkit_eventprop.method import EventProp
+
+    from snnkit.events import Events
+
+    monkeypatch.setattr(cuda, "adjoint", lambda *a: pytest.fail("a kernel ran"))
+    torch.manual_seed(0)
+    neuron = LIF(tau_mem=10.0, tau_syn=5.0)
+    net = EventProp().network("3-4-2", neuron, backend="torch", weight_mean=2.0)
+    out = net(Events(torch.rand(2, 3, 1) * 10, 40.0))
+    assert int(torch.isfinite(out.spikes[0]).sum()) > 0
+    out.readout.mean().sum().backward()
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"backend": "gpu"}, "backend='gpu': eventprop runs on auto, cuda, cpu, torch; use one"),
+        ({"backend": "cpu", "mode": "grid", "dt": 0.1}, "backend='cpu': eventprop mode='grid'"),
+    ],
+    ids=["unknown", "grid"],
+)
+def test_a_bad_backend_option_is_one_line_when_the_network_is_built(options, message):
+    from snnkit_eventprop.method import EventProp
+
+    with pytest.raises(SnnkitError, match=message) as raised:
+        EventProp().network("3-4-2", LIF(tau_mem=10.0, tau_syn=5.0), **options)
+    assert "\n" not in str(raised.value)
