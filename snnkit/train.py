@@ -244,17 +244,24 @@ class Trainer:
         x, _ = self.batch("train", index[: min(n, 32)])
         original = weight.detach().clone()
 
-        def rates(factor: float) -> list[float]:  # per hidden layer, Hz
+        class NoHiddenLayer(Exception):
+            pass
+
+        def first_layer_rate(factor: float) -> float:  # Hz
             weight.copy_(original * factor)
             self.model.reset_state()
             _, hidden = self.outputs(self.model(x))
             self.model.reset_state()
-            return [r * 1000.0 / self.config.dt for r in self.kind.spike_stats(hidden)[0]]
+            if not hidden:
+                raise NoHiddenLayer
+            return self.kind.spike_stats(hidden)[0][0] * 1000.0 / self.config.dt
 
-        if not rates(1.0):
-            weight.copy_(original)
-            return None
-        factor, rate = scale_to_rate(lambda f: rates(f)[0], self.config.init_rate)
+        # every measurement inside scale_to_rate: a factor whose neurons fire past their
+        # spike bound (e.g. the unscaled weights on dense input) counts as too high
+        try:
+            factor, rate = scale_to_rate(first_layer_rate, self.config.init_rate)
+        except NoHiddenLayer:
+            factor, rate = 1.0, None
         weight.copy_(original * factor)
         return rate
 

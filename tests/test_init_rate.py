@@ -92,6 +92,15 @@ def test_init_rate_reaches_the_target_rate(recordings, grad):
     assert metrics.dead_fraction[0] < 1.0
 
 
+def test_init_rate_starts_from_weights_that_overflow_the_spike_bound(recordings):
+    """The unscaled weights make neurons fire past ``max_spikes`` (the SHD recipe's first
+    measurement on dense recordings): that counts as too high, it does not stop the run."""
+    root, _, _ = recordings
+    strong = {"weight_mean": 5.0, "weight_std": 0.5, "max_spikes": 100}
+    trainer = _trainer(root, init_rate=10.0, layer_options=strong)
+    assert 10 / 1.5 <= trainer.initial_rate <= 15
+
+
 @pytest.mark.slow
 def test_a_silent_hidden_layer_warns_once_after_the_first_epoch(recordings):
     root, spikes, _ = recordings
