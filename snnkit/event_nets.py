@@ -23,11 +23,11 @@ from torch import nn
 from snnkit.continuous import LIFKernel, LIReadout, li_readout
 from snnkit.errors import SnnkitError
 from snnkit.events import Events
-from snnkit.init import event_weights
 from snnkit.kernels import check_backend
 from snnkit.methods import GradientMethod
 from snnkit.neurons import LI, LIF, NeuronSpec
 from snnkit.nn import parse_shape
+from snnkit.weight_init import event_weights
 
 __all__ = [
     "EventLayer",
@@ -120,7 +120,7 @@ class EventMethod(GradientMethod):
         weight_mean: float = 0.5,
         weight_std: float = 0.5,
     ) -> EventLayer:
-        """Weights of one layer, drawn by :func:`snnkit.init.event_weights`."""
+        """Weights of one layer, drawn by :func:`snnkit.weight_init.event_weights`."""
         self.check(neuron)
         weight = event_weights(out_features, in_features, neuron, weight_mean, weight_std)
         return EventLayer(in_features, out_features, recurrent, weight)
@@ -139,7 +139,7 @@ def event_layers(
 ) -> tuple[list[EventLayer], EventLayer, NeuronSpec]:
     """``(hidden layers, output layer, readout)`` for ``shape`` ("5-200-3").
 
-    Weights are drawn by :func:`snnkit.init.event_weights` (the ``output_`` mean and std
+    Weights are drawn by :func:`snnkit.weight_init.event_weights` (the ``output_`` mean and std
     for the output layer, defaulting to the hidden ones), in order; ``readout`` defaults
     to an LI with the neuron's time constants.
     """

@@ -91,7 +91,7 @@ class RunConfig:
     dtype: str | None = None  # float32 unless the dataset's recipe says otherwise
     dt: float | None = None
     # Hz: input weights scaled at the start so the first hidden layer fires at this rate on
-    # training data (snnkit.init.scale_to_rate); 0/None: off
+    # training data (snnkit.weight_init.scale_to_rate); 0/None: off
     init_rate: float | None = None
     neuron_options: dict[str, Any] = field(default_factory=dict)
     readout_tau: float | None = None

@@ -232,9 +232,9 @@ class Trainer:
     @torch.no_grad()
     def _scale_input_weights(self) -> float | None:
         """Scale the input weights so the first hidden layer fires at ``init_rate`` Hz on a
-        fixed sample of the training data (:func:`snnkit.init.scale_to_rate`); returns the
+        fixed sample of the training data (:func:`snnkit.weight_init.scale_to_rate`); returns the
         rate reached, None when the network has no hidden layer."""
-        from snnkit.init import input_weight, scale_to_rate
+        from snnkit.weight_init import input_weight, scale_to_rate
 
         weight = input_weight(self.model)
         if weight is None:

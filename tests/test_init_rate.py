@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from snnkit.errors import SilentLayerWarning, SnnkitError
-from snnkit.init import scale_to_rate
+from snnkit.weight_init import scale_to_rate
 
 pytest.importorskip("h5py")
 pytest.importorskip("tonic")

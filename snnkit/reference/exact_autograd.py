@@ -92,7 +92,7 @@ class ExactAutograd(EventMethod):
         output_weight_std: float | None = None,
         **options,
     ):
-        """Layers for ``shape``; ``weight_mean``/``weight_std`` (:func:`snnkit.init.event_weights`)
+        """Layers for ``shape``; ``weight_mean``/``weight_std`` (:func:`snnkit.weight_init.event_weights`)
         for every layer, the ``output_`` ones for the last layer (default: the same)."""
         self.check(neuron)
         if readout is not None and readout.spiking and readout != neuron:

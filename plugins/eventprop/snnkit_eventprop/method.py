@@ -53,7 +53,7 @@ class EventProp(EventMethod):
         """Layers for ``shape`` ("5-200-3"); options: ``backend`` ("auto" | "cuda" | "cpu" |
         "torch", see :func:`snnkit.kernels.select`), ``mode`` ("exact" | "grid"), ``dt``
         (grid step, ms), ``max_spikes`` (per neuron and sample), weight init
-        ``weight_mean``/``weight_std`` (:func:`snnkit.init.event_weights`; the
+        ``weight_mean``/``weight_std`` (:func:`snnkit.weight_init.event_weights`; the
         ``output_`` ones for the last layer, defaulting to the hidden ones)."""
         if options:
             raise SnnkitError(
