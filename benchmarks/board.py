@@ -162,7 +162,7 @@ def write_page(args, conformance: Path) -> None:
         "",
         f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} "
         f"CPU cores shared with other work (load average {os.getloadavg()[0]:.1f}), one torch "
-        "thread per run, two runs in parallel: seconds per epoch are this machine's under a load",
+        "thread per run, two or more runs in parallel: seconds per epoch are this machine's under a load",
         "that varied over the hours the board ran: they are not comparable between rows.",
         "Entries of equal accuracy are ordered by name (Randman's recipe reaches 100 % with most",
         "methods).",
