@@ -214,7 +214,6 @@ class _GridLayer(torch.autograd.Function):
                     lag = (t_star[:, :, None] - tau[:, None, :]).clamp(min=0)
                     k_lag = config.kernel.voltage(0.0, 1.0, lag)
                     d_ai = torch.where(before, delta[:, :, None] * k_lag, 0.0)  # [B, N, M]
-                    d_av = torch.where(before, delta[:, :, None] * torch.exp(-lag / tm), 0.0)
                     d_w.index_put_(
                         (
                             torch.arange(N, device=w.device)[None, :, None].expand_as(d_ai),
@@ -223,9 +222,11 @@ class _GridLayer(torch.autograd.Function):
                         d_ai,
                         accumulate=True,
                     )
-                    jumps = w.t()[src].transpose(1, 2)
-                    fix = (jumps * (d_ai / ts - d_av / tm)).sum(1)  # [B, M]
-                    d_fix.scatter_add_(1, slots, torch.where(valid, fix, 0.0))
+                    if ctx.needs_input_grad[0]:  # the arrivals' time gradients see it too
+                        d_av = torch.where(before, delta[:, :, None] * torch.exp(-lag / tm), 0.0)
+                        jumps = w.t()[src].transpose(1, 2)
+                        fix = (jumps * (d_ai / ts - d_av / tm)).sum(1)  # [B, M]
+                        d_fix.scatter_add_(1, slots, torch.where(valid, fix, 0.0))
                 a_v, a_i = _decay(config, a_v, a_i, step - late)
             # the injections' weight gradient, sum_k a(t_k)^T x_k, as two sparse products
             d_w += torch.sparse.mm(xi.t(), ai_all.view(-1, N)).t()
