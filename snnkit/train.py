@@ -57,7 +57,7 @@ class EpochMetrics:
     validation_loss: float
     validation_accuracy: float
     test_accuracy: float
-    seconds: float
+    seconds: float  # wall clock of the training pass
     spike_rate: list[float]
     dead_fraction: list[float]
     lr: float
@@ -66,6 +66,9 @@ class EpochMetrics:
     # optimiser steps skipped because a gradient was not finite (e.g. a spike whose dV/dt
     # rounds to zero in float32: the exact spike-time gradient is infinite there)
     skipped_steps: int = 0
+    # process CPU time of the training pass (all threads): on a shared machine, unlike the
+    # wall clock, it hardly depends on what else runs (None in runs recorded before it was)
+    cpu_seconds: float | None = None
 
 
 @dataclass
@@ -112,6 +115,11 @@ class RunResult:
             "validation_accuracy": final.validation_accuracy,
             "epochs": len(self.epochs),
             "seconds_per_epoch": sum(e.seconds for e in self.epochs) / len(self.epochs),
+            "cpu_seconds_per_epoch": (
+                None
+                if any(e.cpu_seconds is None for e in self.epochs)
+                else sum(e.cpu_seconds for e in self.epochs) / len(self.epochs)
+            ),
             "peak_memory_mb": self.peak_memory_mb,
             "method": self.config.grad,
             "neuron": self.config.neuron,
@@ -310,7 +318,7 @@ class Trainer:
         self.model.train()
         total_loss, correct, stepped, skipped = 0.0, 0, False, 0
         rates, dead = None, None
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for k, index in enumerate(batches):
             try:
                 loss, output, y, hidden, count = self.backward(index)
@@ -330,7 +338,7 @@ class Trainer:
                 hook(self, Step(epoch, k, index, loss, hidden, outcome == "stepped"))
             if on_batch is not None:
                 on_batch(k + 1, len(batches))
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         if self.world.active:  # sums over the ranks; spike statistics averaged over them
             layers = len(rates or [])
             sums = distributed.all_sum(
@@ -362,6 +370,7 @@ class Trainer:
             lr=lr,
             threshold=threshold_stats(self.model),
             skipped_steps=skipped,
+            cpu_seconds=cpu_seconds,
         )
         self.history.append(metrics)
         if len(self.history) == 1:

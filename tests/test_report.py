@@ -31,16 +31,17 @@ CONFIG = {
 }
 
 
-def _run(store, method, seed, acc, *, seconds=(1.0, 2.0, 3.0), **config):
+def _run(store, method, seed, acc, *, seconds=(1.0, 2.0, 3.0), cpu=None, **config):
     config = {**CONFIG, "grad": method, "seed": seed, "device": "cpu", **config}
     run_id = store.start_run(
         method=method, neuron="lif", dataset=config["dataset"], seed=seed, config=config,
         versions={}, device="cpu",
     )  # fmt: skip
     for epoch, s in enumerate(seconds, 1):
-        store.log_epoch(
-            run_id, epoch, {"epoch": epoch, "seconds": s, "validation_accuracy": acc - 0.1 / epoch}
-        )
+        row = {"epoch": epoch, "seconds": s, "validation_accuracy": acc - 0.1 / epoch}
+        if cpu is not None:
+            row["cpu_seconds"] = cpu[epoch - 1]
+        store.log_epoch(run_id, epoch, row)
     summary = {
         "test_accuracy_at_best_validation": acc + 0.01,
         "spike_rate": [0.1, 0.3],
@@ -94,6 +95,28 @@ def test_metrics_per_entry_over_seeds(db):
     assert mean == pytest.approx(0.97 - 0.1 / 3)
     row = leaderboard.cells(exodus)
     assert "3 (0,1,2) +1 repeat(s) averaged" in row and "98.00 ± 1.00 %" in row
+
+
+def test_cpu_seconds_put_on_the_time_axis_only_when_every_entry_has_them(tmp_path):
+    from snnkit.report import pareto_front, time_axis
+
+    with ResultsStore(tmp_path / "r.db") as store:
+        # wall clock says b is faster (a ran on a loaded machine); CPU time says a is
+        _run(store, "a", 0, 0.97, seconds=(9.0, 9.0), cpu=(1.0, 1.0))
+        _run(store, "b", 0, 0.96, seconds=(2.0, 2.0), cpu=(3.0, 3.0))
+        board = leaderboard.entries(store)
+        a = next(e for e in board if e.method == "a")
+        assert (a.seconds_per_epoch, a.cpu_seconds_per_epoch) == (9.0, 1.0)
+        assert "1.00" in leaderboard.cells(a) and a.row()["cpu_seconds_per_epoch_median"] == 1.0
+        what, _ = time_axis(board)
+        assert what == "CPU seconds per epoch"
+        assert [e.method for e in pareto_front(board)] == ["a"]  # a dominates b on CPU time
+        _run(store, "c", 0, 0.95, seconds=(1.0, 1.0))  # recorded before CPU time was
+        board = leaderboard.entries(store)
+        assert next(e for e in board if e.method == "c").cpu_seconds_per_epoch is None
+        what, _ = time_axis(board)  # one entry without: all on the wall clock, never mixed
+        assert what == "seconds per epoch"
+        assert [e.method for e in pareto_front(board)] == ["c", "b", "a"]
 
 
 def test_settings_as_a_diff_against_the_recipe():

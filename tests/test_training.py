@@ -38,6 +38,26 @@ def test_same_seed_same_run_and_other_seed_differs(tmp_path):
     assert a.final.train_loss != c.train_loss
 
 
+def test_epochs_record_the_process_cpu_time_of_training(tmp_path):
+    """CPU seconds are recorded per epoch and in the summary and the store (the board's
+    load-independent time); one thread busy for the whole pass: CPU time near the wall time."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        db = tmp_path / "r.db"
+        result = run(RunConfig(epochs=2, **TINY), db=db, out=tmp_path, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    for e in result.epochs:
+        assert 0.0 < e.cpu_seconds <= 1.2 * e.seconds + 0.05
+    assert result.summary()["cpu_seconds_per_epoch"] == pytest.approx(
+        sum(e.cpu_seconds for e in result.epochs) / 2
+    )
+    with ResultsStore(db) as store:
+        (record,) = store.runs()
+        assert [e["cpu_seconds"] for e in record.epochs] == [e.cpu_seconds for e in result.epochs]
+
+
 def test_failed_run_is_recorded_as_failed_not_completed(tmp_path):
     db = tmp_path / "r.db"
 

@@ -75,16 +75,24 @@ class Entry:
         """Test accuracy at each seed's best validation epoch (model selection on validation)."""
         return self.stats("test_accuracy_at_best_validation")
 
+    def _epoch_median(self, key: str) -> float | None:
+        """Median of an epoch metric over every epoch of every seed (a seed's repeats once);
+        None unless every epoch recorded it."""
+        values = [e.get(key) for r in self.distinct_runs for e in r.epochs]
+        if not values or not all(isinstance(v, int | float) for v in values):
+            return None
+        return statistics.median(values)
+
     @property
     def seconds_per_epoch(self) -> float | None:
-        """Median over every recorded epoch of every seed (a seed's repeated runs once)."""
-        seconds = [
-            e["seconds"]
-            for r in self.distinct_runs
-            for e in r.epochs
-            if isinstance(e.get("seconds"), int | float)
-        ]
-        return statistics.median(seconds) if seconds else self.stats("seconds_per_epoch").mean
+        """Wall-clock seconds per epoch: median over every recorded epoch of every seed."""
+        return self._epoch_median("seconds") or self.stats("seconds_per_epoch").mean
+
+    @property
+    def cpu_seconds_per_epoch(self) -> float | None:
+        """Process CPU seconds per epoch (all threads), median as above; None when a run
+        did not record them. Unlike the wall clock it hardly moves with the machine's load."""
+        return self._epoch_median("cpu_seconds")
 
     @property
     def peak_memory_mb(self) -> float | None:
@@ -146,6 +154,7 @@ class Entry:
             "best_validation_test_accuracy_mean": best.mean,
             "best_validation_test_accuracy_std": best.std,
             "seconds_per_epoch_median": self.seconds_per_epoch,
+            "cpu_seconds_per_epoch_median": self.cpu_seconds_per_epoch,
             "peak_memory_mb": self.peak_memory_mb,
             "gradient_error": self.conformance,
             "hidden_spike_rate": self.spike_rate.mean,
