@@ -39,6 +39,16 @@ def _bins(times: torch.Tensor, dt: float) -> torch.Tensor:
     return torch.ceil(q - 1e-9).clamp(min=0).long()
 
 
+def schedule(times: torch.Tensor, config: LayerConfig, dt: float):
+    """``(steps, bins, grid)`` for sorted arrival times ``[B, E]``: the number of steps, each
+    arrival's injection step ``[B, E]`` (``steps + 1`` for padding) and the grid times
+    ``t_k = k dt`` ``[steps + 1]`` (computed in float64, then in the arrivals' dtype)."""
+    steps = max(1, math.ceil(config.duration / dt - 1e-9))
+    bins = torch.where(torch.isfinite(times), _bins(times, dt), steps + 1)
+    grid = torch.arange(steps + 1, dtype=torch.float64, device=times.device) * dt
+    return steps, bins, grid.to(times.dtype)
+
+
 def _response(config: LayerConfig, gap: torch.Tensor):
     """``(exp(-gap/tau_s), K(gap), K'(gap))`` for a unit current jump ``gap`` ms ago."""
     kernel = config.kernel
@@ -102,10 +112,9 @@ class _GridLayer(torch.autograd.Function):
             times, sources, order = arrivals(pre)
             B, E = times.shape
             N, n_in = weight.shape
-            steps = max(1, math.ceil(config.duration / dt - 1e-9))
+            steps, bins, grid = schedule(times, config, dt)
             finite = torch.isfinite(times)
-            bins = torch.where(finite, _bins(times, dt), steps + 1)
-            gap = torch.where(finite, bins * dt - times, torch.zeros_like(times))
+            gap = torch.where(finite, grid[bins.clamp(max=steps)] - times, torch.zeros_like(times))
             e_s, k_v, _ = _response(config, gap)
             # the injections as sparse [steps + 1, B] x n_in matrices: only the arrivals are
             # stored, and the input currents of every step are two sparse products
@@ -240,6 +249,17 @@ class _GridLayer(torch.autograd.Function):
         return d_pre, d_w.to(weight.dtype), d_r, None, None
 
 
-def grid_spike_times(pre, weight, recurrent, config: LayerConfig, dt: float) -> torch.Tensor:
-    """Spike times ``[B, N, K]`` of one layer simulated on a grid of step ``dt`` (differentiable)."""
+def grid_spike_times(
+    pre, weight, recurrent, config: LayerConfig, dt: float, **options
+) -> torch.Tensor:
+    """Spike times ``[B, N, K]`` of one layer simulated on a grid of step ``dt`` (differentiable).
+
+    Runs the compiled kernels (:mod:`snnkit_eventprop.grid_kernels`) where
+    :func:`snnkit.kernels.select` picks them for ``options["backend"]`` (default ``"auto"``),
+    else this module's torch code (``backend="torch"``: the readable reference)."""
+    from snnkit_eventprop import function, grid_kernels  # grid_kernels imports this module
+
+    backend = function._backend(pre, options)
+    if backend is not None:
+        return grid_kernels.grid_layer(pre, weight, recurrent, config, dt, backend)
     return _GridLayer.apply(pre, weight, recurrent, config, float(dt))
