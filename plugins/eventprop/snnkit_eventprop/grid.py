@@ -152,7 +152,9 @@ class _GridLayer(torch.autograd.Function):
                         before = _before(t_star, tau, valid)
                         decay = torch.exp(-(t_star[:, :, None] - tau[:, None, :]) / config.tau_syn)
                         jumps = w.t()[src].transpose(1, 2)  # [B, N, M]
-                        i_star = i_star + (before * decay * jumps).sum(-1)
+                        i_star = i_star + torch.where(before, decay * jumps, 0.0).sum(
+                            -1
+                        )  # padding: inf
                     slots = buf.add(fire, t_star, i_star)
                     fired_at.append((fire, slots, t_star, k))
                     v = torch.where(fire, v_r * torch.exp(-late / config.tau_mem) + i_star * r_v, v)
