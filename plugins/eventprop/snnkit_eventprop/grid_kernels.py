@@ -13,6 +13,7 @@ and keeps no per-step state.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +21,7 @@ import torch
 from snnkit.kernels import BLOCK, Backend, launch_grid
 from snnkit_eventprop.cuda import _OPTIONS, _check_bound, source
 from snnkit_eventprop.grid import schedule
-from snnkit_eventprop.simulate import LayerConfig, arrivals
+from snnkit_eventprop.simulate import LayerConfig
 
 __all__ = ["GridRecord", "adjoint", "grid_layer", "run"]
 
@@ -46,6 +47,40 @@ class GridRecord:
     grid: torch.Tensor
 
 
+def _arrivals(pre: torch.Tensor):
+    """The finite input spikes of ``pre [B, N_in, K_in]`` in time order, as
+    :func:`snnkit_eventprop.simulate.arrivals` gives them (ties by input slot) but ``[B, E]``
+    with ``E`` the most finite spikes of a sample, not ``N_in * K_in``: times (``inf``
+    padded), sources, their slots in the input (0 for padding: scatter with add).
+
+    Padded inputs (SHD's delay lines: ~10 % finite) are mostly ``inf``, so the finite ones
+    are picked first and sorted by one key, (sample, time) (two sorts in float64)."""
+    B, n_in, k_in = pre.shape
+    size = n_in * k_in
+    flat = pre.detach().reshape(-1)
+    index = (flat.abs() < math.inf).nonzero().squeeze(1)  # positions in [B * N_in * K_in]
+    t = flat[index] + 0.0  # -0.0 -> 0.0: one key per time value
+    b = torch.div(index, size, rounding_mode="floor")
+    if t.dtype == torch.float32:  # the float's bits, made monotone, below the sample
+        bits = t.view(torch.int32).long()
+        key = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits) + (1 << 31) + (b << 32)
+        perm = torch.sort(key, stable=True).indices
+    else:
+        by_time = torch.sort(t, stable=True).indices
+        perm = by_time[torch.sort(b[by_time], stable=True).indices]
+    b, index, t = b[perm], index[perm], t[perm]
+    counts = torch.bincount(b, minlength=B)
+    E = int(counts.max()) if b.numel() else 0
+    at = torch.arange(b.numel(), device=pre.device) + (
+        b * E - (torch.cumsum(counts, 0) - counts)[b]
+    )
+    times = flat.new_full((B, E), math.inf)
+    times.view(-1)[at] = t
+    order = torch.zeros(B, E, dtype=torch.int64, device=pre.device)
+    order.view(-1)[at] = index - b * size
+    return times, torch.div(order, max(k_in, 1), rounding_mode="floor"), order
+
+
 def _transposed(w: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     return None if w is None else w.detach().to(dtype).t().contiguous()
 
@@ -60,8 +95,7 @@ def run(
 ) -> GridRecord:
     """A layer's grid-mode forward pass by the kernels (the torch grid path's spikes)."""
     with torch.no_grad():
-        times, sources, order = arrivals(pre)
-        times, sources = times.contiguous(), sources.to(torch.int64).contiguous()
+        times, sources, order = _arrivals(pre)
         steps, bins, grid = schedule(times, config, dt)
         B, E = times.shape
         N = weight.shape[0]
@@ -151,8 +185,9 @@ class _KernelGridLayer(torch.autograd.Function):
         )
         d_pre = None
         if want:
-            d_pre = d_arr.new_zeros(d_arr.shape).scatter_(1, record.order, d_arr)
-            d_pre = d_pre.view(ctx.pre_shape)
+            B = ctx.pre_shape[0]
+            d_pre = d_arr.new_zeros(B, ctx.pre_shape[1] * ctx.pre_shape[2])
+            d_pre = d_pre.scatter_add_(1, record.order, d_arr).view(ctx.pre_shape)
         return d_pre, d_w, d_r, None, None, None
 
 

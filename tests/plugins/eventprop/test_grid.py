@@ -313,3 +313,22 @@ def test_grid_gpu_kernels_equal_the_torch_grid_path(dtype, recurrent):
     for a, b in zip(got[2], want[2], strict=True):
         a, b = torch.nan_to_num(a.cpu(), posinf=0.0), torch.nan_to_num(b, posinf=0.0)
         assert (a - b).abs().max() <= tol * b.abs().max()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64], ids=["fp32", "fp64"])
+def test_the_kernels_arrivals_are_the_sorted_finite_input_spikes(dtype):
+    """As simulate.arrivals (ties in input order), without the trailing padding."""
+    from snnkit_eventprop.simulate import arrivals
+
+    gen = torch.Generator().manual_seed(0)
+    pre = (torch.randint(0, 50, (5, 30, 6), generator=gen) * 0.5 - 3).to(dtype)  # ties, t < 0
+    pre[torch.rand(pre.shape, generator=gen) < 0.6] = math.inf
+    pre[0, 0, 0], pre[0, 1, 0] = -0.0, 0.0
+    pre[4] = math.inf  # a sample without spikes
+    got, want = grid_kernels._arrivals(pre), arrivals(pre)
+    E = got[0].shape[1]
+    assert E == int(torch.isfinite(pre).flatten(1).sum(1).max())
+    assert torch.equal(got[0], want[0][:, :E])
+    finite = torch.isfinite(got[0])
+    for a, b in zip(got[1:], want[1:], strict=True):
+        assert torch.equal(a[finite], b[:, :E][finite])
