@@ -17,6 +17,10 @@ its gradient converges to the event-exact one as ``dt -> 0`` (tested). Per step 
   recurrent spike times), then for each spiking neuron the exact adjoint decay to ``t*``,
   the spike jump of :mod:`snnkit_eventprop.adjoint` (with ``I(t*)``), and the decay on to
   ``t_{k-1}``.
+
+This torch code is the readable reference (``backend="torch"``); by default
+:func:`grid_spike_times` runs the same steps as compiled kernels
+(:mod:`snnkit_eventprop.grid_kernels`), chosen by :func:`snnkit.kernels.select`.
 """
 
 from __future__ import annotations
