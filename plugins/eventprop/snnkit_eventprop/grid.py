@@ -46,7 +46,8 @@ def _bins(times: torch.Tensor, dt: float) -> torch.Tensor:
 def schedule(times: torch.Tensor, config: LayerConfig, dt: float):
     """``(steps, bins, grid)`` for sorted arrival times ``[B, E]``: the number of steps, each
     arrival's injection step ``[B, E]`` (``steps + 1`` for padding) and the grid times
-    ``t_k = k dt`` ``[steps + 1]`` (computed in float64, then in the arrivals' dtype)."""
+    ``t_k = k dt`` ``[steps + 1]`` (computed in float64, then in the arrivals' dtype).
+    Arrivals after the duration get a step past ``steps``: they are never injected."""
     steps = max(1, math.ceil(config.duration / dt - 1e-9))
     bins = torch.where(torch.isfinite(times), _bins(times, dt), steps + 1)
     grid = torch.arange(steps + 1, dtype=torch.float64, device=times.device) * dt
@@ -117,7 +118,7 @@ class _GridLayer(torch.autograd.Function):
             B, E = times.shape
             N, n_in = weight.shape
             steps, bins, grid = schedule(times, config, dt)
-            finite = torch.isfinite(times)
+            finite = bins <= steps  # arrivals after the duration change nothing before it
             gap = torch.where(finite, grid[bins.clamp(max=steps)] - times, torch.zeros_like(times))
             e_s, k_v, _ = _response(config, gap)
             # the injections as sparse [steps + 1, B] x n_in matrices: only the arrivals are

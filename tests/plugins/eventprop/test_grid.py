@@ -123,6 +123,7 @@ def _layer_case(dtype, recurrent=False, reset="subtract", taus=(10.0, 5.0), B=3,
     pre = (torch.rand(B, 5, 3, generator=gen, dtype=F64) * 30).sort(-1).values
     pre[0, 1, 2] = math.inf  # padding
     pre[1, 2, 0] = 2 * dt  # on a grid point
+    pre[2, 3, 2] = 45.0  # after the duration: never injected
     w = (torch.randn(7, 5, generator=gen, dtype=F64) + 0.8) * 1.2
     r = torch.randn(7, 7, generator=gen, dtype=F64) * 0.5 if recurrent else None
     config = LayerConfig(taus[0], taus[1], 1.0, reset, 0.0, 40.0, 64)
