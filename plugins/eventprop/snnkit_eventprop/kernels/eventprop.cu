@@ -595,6 +595,8 @@ __device__ void ep_grid_backward_sample(
         a_i[m] = T(0);
         pk[m] = counts[m] - 1;
     }
+    const T em_dt = exp(-dt / tm), es_dt = exp(-dt / ts);  // the decay over a whole step
+    const T kv_dt = ep_voltage(T(0), T(1), dt, tm, ts);
     int hi = ep_grid_upto(b, bins, arrivals, 0, steps);
     for (long long k = steps; k >= 0; --k) {
         int lo = hi;  // this step's arrivals: [lo, hi)
@@ -629,11 +631,9 @@ __device__ void ep_grid_backward_sample(
             any = any || fired;
         }
         if (!any) {
-            const T em = exp(-dt / tm), es = exp(-dt / ts);
-            const T kv = ep_voltage(T(0), T(1), dt, tm, ts);
             for (int m = 0; m < neurons; ++m) {
-                a_i[m] = a_i[m] * es + a_v[m] * kv;
-                a_v[m] = a_v[m] * em;
+                a_i[m] = a_i[m] * es_dt + a_v[m] * kv_dt;
+                a_v[m] = a_v[m] * em_dt;
             }
             hi = lo;
             continue;
@@ -658,8 +658,10 @@ __device__ void ep_grid_backward_sample(
             }
         }
         for (int m = 0; m < neurons; ++m) {
-            T gap = dt;
-            if (pk[m] >= 0 && spike_step[m * cap + pk[m]] == k) {
+            if (!(pk[m] >= 0 && spike_step[m * cap + pk[m]] == k)) {
+                a_i[m] = a_i[m] * es_dt + a_v[m] * kv_dt;
+                a_v[m] = a_v[m] * em_dt;
+            } else {
                 const long long slot = m * cap + pk[m];
                 const T t_star = times[slot];
                 const T lt = grid_t[k] - t_star;
@@ -683,11 +685,11 @@ __device__ void ep_grid_backward_sample(
                         d_arrivals[b * arrivals + e] += weight_t[mj] * (d_ai / ts - d_av / tm);
                     }
                 }
-                gap = dt - lt;
+                const T gap = dt - lt;
+                a_i[m] = a_i[m] * exp(-gap / ts) + a_v[m] * ep_voltage(T(0), T(1), gap, tm, ts);
+                a_v[m] = a_v[m] * exp(-gap / tm);
                 --pk[m];
             }
-            a_i[m] = a_i[m] * exp(-gap / ts) + a_v[m] * ep_voltage(T(0), T(1), gap, tm, ts);
-            a_v[m] = a_v[m] * exp(-gap / tm);
         }
         hi = lo;
     }
