@@ -235,6 +235,14 @@ def test_grid_network_on_the_cpu_kernels_equals_torch(needs_host, monkeypatch, r
         assert (a - b).abs().max() <= tol * b.abs().max()
 
 
+def test_a_grid_network_with_backend_cpu_runs_the_cpu_kernels(needs_host, monkeypatch):
+    calls, original = [], grid_kernels.grid_layer
+    monkeypatch.setattr(grid_kernels, "grid_layer", lambda *a: calls.append(a[-1]) or original(*a))
+    spikes, grads = _net_grads("grid", 0.25, "li", True, "cpu")
+    assert len(calls) == 1 and calls[0] is cuda.HOST
+    assert int(torch.isfinite(spikes[0]).sum()) > 10 and all(g.abs().sum() > 0 for g in grads)
+
+
 @pytest.mark.parametrize("recurrent", [False, True], ids=["feedforward", "recurrent"])
 def test_grid_cpu_kernels_give_identical_results_for_any_thread_count(needs_host, recurrent):
     gen = torch.Generator().manual_seed(5)
