@@ -10,7 +10,8 @@ loops over them with OpenMP (:data:`HOST`, built by :mod:`snnkit.host`); its bac
 sums the weight gradient over fixed groups of samples, so results do not depend on the
 thread count. Recurrent layers (events in global time order, since a spike changes the
 other neurons' currents) run one sample per thread / OpenMP iteration and log each
-sample's spike order for the backward (``LayerRecord.log``).
+sample's spike order for the backward (``LayerRecord.log``). The grid mode's kernels
+(same source, same backends) are driven by :mod:`snnkit_eventprop.grid_kernels`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ its gradient converges to the event-exact one as ``dt -> 0`` (tested). Per step 
   recurrent spike times), then for each spiking neuron the exact adjoint decay to ``t*``,
   the spike jump of :mod:`snnkit_eventprop.adjoint` (with ``I(t*)``), and the decay on to
   ``t_{k-1}``.
+
+This torch code is the readable reference (``backend="torch"``); by default
+:func:`grid_spike_times` runs the same steps as compiled kernels
+(:mod:`snnkit_eventprop.grid_kernels`), chosen by :func:`snnkit.kernels.select`.
 """
 
 from __future__ import annotations
@@ -37,6 +41,17 @@ def _bins(times: torch.Tensor, dt: float) -> torch.Tensor:
     finite = torch.isfinite(times)
     q = torch.where(finite, times, torch.zeros_like(times)).to(torch.float64) / dt
     return torch.ceil(q - 1e-9).clamp(min=0).long()
+
+
+def schedule(times: torch.Tensor, config: LayerConfig, dt: float):
+    """``(steps, bins, grid)`` for sorted arrival times ``[B, E]``: the number of steps, each
+    arrival's injection step ``[B, E]`` (``steps + 1`` for padding) and the grid times
+    ``t_k = k dt`` ``[steps + 1]`` (computed in float64, then in the arrivals' dtype).
+    Arrivals after the duration get a step past ``steps``: they are never injected."""
+    steps = max(1, math.ceil(config.duration / dt - 1e-9))
+    bins = torch.where(torch.isfinite(times), _bins(times, dt), steps + 1)
+    grid = torch.arange(steps + 1, dtype=torch.float64, device=times.device) * dt
+    return steps, bins, grid.to(times.dtype)
 
 
 def _response(config: LayerConfig, gap: torch.Tensor):
@@ -102,10 +117,9 @@ class _GridLayer(torch.autograd.Function):
             times, sources, order = arrivals(pre)
             B, E = times.shape
             N, n_in = weight.shape
-            steps = max(1, math.ceil(config.duration / dt - 1e-9))
-            finite = torch.isfinite(times)
-            bins = torch.where(finite, _bins(times, dt), steps + 1)
-            gap = torch.where(finite, bins * dt - times, torch.zeros_like(times))
+            steps, bins, grid = schedule(times, config, dt)
+            finite = bins <= steps  # arrivals after the duration change nothing before it
+            gap = torch.where(finite, grid[bins.clamp(max=steps)] - times, torch.zeros_like(times))
             e_s, k_v, _ = _response(config, gap)
             # the injections as sparse [steps + 1, B] x n_in matrices: only the arrivals are
             # stored, and the input currents of every step are two sparse products
@@ -143,7 +157,9 @@ class _GridLayer(torch.autograd.Function):
                         before = _before(t_star, tau, valid)
                         decay = torch.exp(-(t_star[:, :, None] - tau[:, None, :]) / config.tau_syn)
                         jumps = w.t()[src].transpose(1, 2)  # [B, N, M]
-                        i_star = i_star + (before * decay * jumps).sum(-1)
+                        i_star = i_star + torch.where(before, decay * jumps, 0.0).sum(
+                            -1
+                        )  # padding: inf
                     slots = buf.add(fire, t_star, i_star)
                     fired_at.append((fire, slots, t_star, k))
                     v = torch.where(fire, v_r * torch.exp(-late / config.tau_mem) + i_star * r_v, v)
@@ -240,6 +256,17 @@ class _GridLayer(torch.autograd.Function):
         return d_pre, d_w.to(weight.dtype), d_r, None, None
 
 
-def grid_spike_times(pre, weight, recurrent, config: LayerConfig, dt: float) -> torch.Tensor:
-    """Spike times ``[B, N, K]`` of one layer simulated on a grid of step ``dt`` (differentiable)."""
+def grid_spike_times(
+    pre, weight, recurrent, config: LayerConfig, dt: float, **options
+) -> torch.Tensor:
+    """Spike times ``[B, N, K]`` of one layer simulated on a grid of step ``dt`` (differentiable).
+
+    Runs the compiled kernels (:mod:`snnkit_eventprop.grid_kernels`) where
+    :func:`snnkit.kernels.select` picks them for ``options["backend"]`` (default ``"auto"``),
+    else this module's torch code (``backend="torch"``: the readable reference)."""
+    from snnkit_eventprop import function, grid_kernels  # grid_kernels imports this module
+
+    backend = function._backend(pre, options)
+    if backend is not None:
+        return grid_kernels.grid_layer(pre, weight, recurrent, config, dt, backend)
     return _GridLayer.apply(pre, weight, recurrent, config, float(dt))

@@ -46,11 +46,6 @@ class EventPropNetwork(EventNetwork):
             raise SnnkitError(
                 f"eventprop mode='grid' needs a positive step dt= in ms, got {dt!r}; e.g. dt=0.1"
             )
-        if mode == "grid" and backend in ("cuda", "cpu"):
-            raise SnnkitError(
-                f"backend={backend!r}: eventprop mode='grid' runs torch code only; "
-                "use backend=auto or torch, or mode='exact'"
-            )
         self.mode, self.dt = mode, dt
         self.heuristics = dict(heuristics or {})
 
@@ -60,5 +55,7 @@ class EventPropNetwork(EventNetwork):
         if self.mode == "grid":
             from snnkit_eventprop.grid import grid_spike_times
 
-            return grid_spike_times(pre, layer.weight, layer.recurrent_weight, config, self.dt)
+            return grid_spike_times(
+                pre, layer.weight, layer.recurrent_weight, config, self.dt, **self.options
+            )
         return spike_times(pre, layer.weight, layer.recurrent_weight, config, **self.options)

@@ -27,6 +27,8 @@ KERNELS = (
     "eventprop_backward",
     "eventprop_recurrent_forward",
     "eventprop_recurrent_backward",
+    "eventprop_grid_forward",
+    "eventprop_grid_backward",
 )
 
 
@@ -39,7 +41,7 @@ def test_importing_the_kernels_never_imports_cupy():
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_kernels_compile_with_nvcc(arch):
     ptx = nvcc_ptx(cuda.source() + instantiate(KERNELS), arch, cuda._OPTIONS)
-    assert ptx.count(".entry") == 8
+    assert ptx.count(".entry") == 2 * len(KERNELS)
 
 
 # --- host emulation: the CUDA kernels compiled as C++ (snnkit.host), thread by thread ------
@@ -403,7 +405,7 @@ def test_a_forced_torch_backend_runs_no_kernel(needs_host, monkeypatch):
     "options,message",
     [
         ({"backend": "gpu"}, "backend='gpu': eventprop runs on auto, cuda, cpu, torch; use one"),
-        ({"backend": "cpu", "mode": "grid", "dt": 0.1}, "backend='cpu': eventprop mode='grid'"),
+        ({"backend": "gpu", "mode": "grid", "dt": 0.1}, "backend='gpu': eventprop runs on"),
     ],
     ids=["unknown", "grid"],
 )

@@ -435,3 +435,302 @@ __global__ void eventprop_recurrent_backward(
         a_v + rows, a_i + rows, pk + rows, d_weight, d_recurrent, d_arrivals, neurons, inputs,
         arrivals, cap, tm, ts, theta, v_after, duration);
 }
+
+// --- grid mode (snnkit_eventprop.grid): one sample at a time, on a grid of step dt ---------
+//
+// What the torch grid path computes, step for step. The host passes each arrival's step
+// bins[B, E] (ceil(t/dt); steps + 1 for padding), the grid times grid_t[k] = k dt and the
+// weights transposed, weight_t[N_in, N] (an arrival adds a contiguous row), recurrent_t
+// [N, N] = R^T (null for feed-forward). Per step k = 1..steps, for each neuron: advance
+// (v, i) exactly over dt; if V(t_k) >= theta it spikes once, at t* = t_{k-1} + s (s from
+// ep_first_crossing on the step's start state, the linear interpolation where that finds
+// none, clamped to [0, dt]) if t* < duration; I(t*) = I(t_k) exp(late/tau_s) plus the
+// step's arrivals before t*, decayed to t* (late = t_k - t*); V(t_k) = V_after
+// exp(-late/tau_m) + I(t*) K(late). Then the spikes' recurrent jumps (R[m, n] exp(-late_n/
+// tau_s) to I_m, R[m, n] K(late_n) to V_m) and the step's arrivals (w exp(-gap/tau_s) to
+// I, w K(gap) to V, gap = t_k - t), each set summed before it is added, as torch does.
+// Spike buffers as in the exact kernels (spike_step[.] = k of each spike).
+//
+// Backward, k = steps..0: the arrivals injected at t_k take their gradients from the
+// adjoint there (dW[n, j] += a_I exp(-gap/tau_s) + a_V K(gap); dL/dt = (a_I . w_j)
+// exp(-gap/tau_s)/tau_s - (a_V . w_j) K'(gap)); then at each spike of step k: the
+// recurrent terms from the adjoint before it (dR[m, n] += a_I,m r_s + a_V,m r_v; g_n +=
+// (a_I . R[:, n]) r_s/tau_s - (a_V . R[:, n]) K'(late)), the decay to t*, the jump of a_V
+// (ep_backward_neuron's), the step's arrivals before t* (dW += delta K(t* - tau), and their
+// time gradient delta W (K(t* - tau)/tau_s - exp(-(t* - tau)/tau_m)/tau_m)), the decay on to
+// t_{k-1}; other neurons decay over dt. Nothing is stored per step: dW, dR and the arrival
+// gradients are summed during the sweep. d_arrivals null: no arrival gradients.
+
+// One past the last arrival (from e on) injected at or before step k.
+__device__ __forceinline__ int ep_grid_upto(long long b, const long long* bins, int arrivals,
+                                            int e, long long k) {
+    while (e < arrivals && bins[b * arrivals + e] <= k) {
+        ++e;
+    }
+    return e;
+}
+
+// acc_i, acc_v <- the sums of the injections of arrivals [lo, hi) at step k.
+template <typename T>
+__device__ void ep_grid_inject(long long b, const T* arr_t, const long long* src,
+                               const T* weight_t, const T* grid_t, T* acc_i, T* acc_v,
+                               int neurons, int arrivals, int lo, int hi, long long k, T tm,
+                               T ts) {
+    for (int m = 0; m < neurons; ++m) {
+        acc_i[m] = T(0);
+        acc_v[m] = T(0);
+    }
+    for (int e = lo; e < hi; ++e) {
+        const T gap = grid_t[k] - arr_t[b * arrivals + e];
+        const T es = exp(-gap / ts), kv = ep_voltage(T(0), T(1), gap, tm, ts);
+        const T* row = weight_t + src[b * arrivals + e] * neurons;
+        for (int m = 0; m < neurons; ++m) {
+            acc_i[m] += row[m] * es;
+            acc_v[m] += row[m] * kv;
+        }
+    }
+}
+
+// Forward of sample b; state rows v, i and scratch acc_i, acc_v, late [N]. Stops as soon as
+// a neuron exceeds max_spikes (the host raises).
+template <typename T>
+__device__ void ep_grid_forward_sample(
+    long long b, const T* arr_t, const long long* bins, const long long* src, const T* weight_t,
+    const T* recurrent_t, const T* grid_t, T* times, T* currents, long long* spike_step,
+    long long* counts, T* v, T* i, T* acc_i, T* acc_v, T* late, int neurons, int arrivals,
+    int steps, int cap, int max_spikes, T dt, T tm, T ts, T theta, T v_after, T duration) {
+    int e = ep_grid_upto(b, bins, arrivals, 0, 0);
+    ep_grid_inject(b, arr_t, src, weight_t, grid_t, acc_i, acc_v, neurons, arrivals, 0, e,
+                   0, tm, ts);
+    for (int m = 0; m < neurons; ++m) {
+        v[m] = acc_v[m];
+        i[m] = acc_i[m];
+        counts[m] = 0;
+    }
+    for (long long k = 1; k <= steps; ++k) {
+        const int hi = ep_grid_upto(b, bins, arrivals, e, k);  // this step's: [e, hi)
+        bool any = false;
+        for (int m = 0; m < neurons; ++m) {
+            const T vp = v[m], ip = i[m];
+            const T vn = ep_voltage(vp, ip, dt, tm, ts);
+            v[m] = vn;
+            i[m] = ip * exp(-dt / ts);
+            late[m] = T(-1);
+            if (!(vn >= theta)) {
+                continue;
+            }
+            T s = ep_first_crossing(vp, ip, theta, dt, tm, ts);
+            if (s < T(0)) {
+                s = (theta - vp) / (vn - vp) * dt;
+            }
+            const T t_star = fmin(fmax(s, T(0)), dt) + grid_t[k - 1];
+            if (!(t_star < duration)) {
+                continue;
+            }
+            const T lt = grid_t[k] - t_star;
+            T before = T(0);
+            for (int a = e; a < hi; ++a) {
+                const T tau = arr_t[b * arrivals + a];
+                if (tau < t_star) {
+                    before += exp(-(t_star - tau) / ts) * weight_t[src[b * arrivals + a] * neurons + m];
+                }
+            }
+            const T i_star = i[m] / exp(-lt / ts) + before;
+            const long long c = counts[m];
+            if (c < cap) {
+                times[m * cap + c] = t_star;
+                currents[m * cap + c] = i_star;
+                spike_step[m * cap + c] = k;
+            }
+            counts[m] = c + 1;
+            if (c + 1 > max_spikes) {
+                return;
+            }
+            v[m] = v_after * exp(-lt / tm) + i_star * ep_voltage(T(0), T(1), lt, tm, ts);
+            late[m] = lt;
+            any = true;
+        }
+        if (recurrent_t != nullptr && any) {
+            for (int m = 0; m < neurons; ++m) {
+                acc_i[m] = T(0);
+                acc_v[m] = T(0);
+            }
+            for (int n = 0; n < neurons; ++n) {
+                if (late[n] < T(0)) {
+                    continue;
+                }
+                const T rs = exp(-late[n] / ts), rv = ep_voltage(T(0), T(1), late[n], tm, ts);
+                const T* row = recurrent_t + static_cast<long long>(n) * neurons;
+                for (int m = 0; m < neurons; ++m) {
+                    acc_i[m] += rs * row[m];
+                    acc_v[m] += rv * row[m];
+                }
+            }
+            for (int m = 0; m < neurons; ++m) {
+                i[m] += acc_i[m];
+                v[m] += acc_v[m];
+            }
+        }
+        ep_grid_inject(b, arr_t, src, weight_t, grid_t, acc_i, acc_v, neurons, arrivals, e, hi,
+                       k, tm, ts);
+        for (int m = 0; m < neurons; ++m) {
+            i[m] += acc_i[m];
+            v[m] += acc_v[m];
+        }
+        e = hi;
+    }
+}
+
+// Backward of sample b (its spikes as the forward left them, grad = dL/d spike times);
+// scratch a_v, a_i, g_k [N], pk [N] (next spike slot per neuron).
+template <typename T>
+__device__ void ep_grid_backward_sample(
+    long long b, const T* arr_t, const long long* bins, const long long* src, const T* weight_t,
+    const T* recurrent_t, const T* grid_t, const T* times, const T* currents,
+    const long long* spike_step, const T* grad, const long long* counts, T* a_v, T* a_i,
+    T* g_k, long long* pk, T* d_weight_t, T* d_recurrent_t, T* d_arrivals, int neurons,
+    int arrivals, int steps, int cap, T dt, T tm, T ts, T theta, T v_after) {
+    for (int m = 0; m < neurons; ++m) {
+        a_v[m] = T(0);
+        a_i[m] = T(0);
+        pk[m] = counts[m] - 1;
+    }
+    const T em_dt = exp(-dt / tm), es_dt = exp(-dt / ts);  // the decay over a whole step
+    const T kv_dt = ep_voltage(T(0), T(1), dt, tm, ts);
+    int hi = ep_grid_upto(b, bins, arrivals, 0, steps);
+    for (long long k = steps; k >= 0; --k) {
+        int lo = hi;  // this step's arrivals: [lo, hi)
+        while (lo > 0 && bins[b * arrivals + lo - 1] >= k) {
+            --lo;
+        }
+        for (int e = lo; e < hi; ++e) {  // the injections at t_k
+            const T gap = grid_t[k] - arr_t[b * arrivals + e];
+            const T es = exp(-gap / ts), kv = ep_voltage(T(0), T(1), gap, tm, ts);
+            const long long j = src[b * arrivals + e];
+            const T* row = weight_t + j * neurons;
+            T* d_row = d_weight_t + j * neurons;
+            for (int m = 0; m < neurons; ++m) {
+                ep_accumulate(&d_row[m], a_i[m] * es + a_v[m] * kv);
+            }
+            if (d_arrivals != nullptr) {
+                T dot_i = T(0), dot_v = T(0);
+                for (int m = 0; m < neurons; ++m) {
+                    dot_i += a_i[m] * row[m];
+                    dot_v += a_v[m] * row[m];
+                }
+                d_arrivals[b * arrivals + e] = dot_i * es / ts - dot_v * ((es - kv) / tm);
+            }
+        }
+        if (k == 0) {
+            break;
+        }
+        bool any = false;
+        for (int n = 0; n < neurons; ++n) {
+            const bool fired = pk[n] >= 0 && spike_step[n * cap + pk[n]] == k;
+            g_k[n] = fired ? grad[n * cap + pk[n]] : T(0);
+            any = any || fired;
+        }
+        if (!any) {
+            for (int m = 0; m < neurons; ++m) {
+                a_i[m] = a_i[m] * es_dt + a_v[m] * kv_dt;
+                a_v[m] = a_v[m] * em_dt;
+            }
+            hi = lo;
+            continue;
+        }
+        if (recurrent_t != nullptr) {  // from the adjoint after the step's spikes
+            for (int n = 0; n < neurons; ++n) {
+                if (!(pk[n] >= 0 && spike_step[n * cap + pk[n]] == k)) {
+                    continue;
+                }
+                const T lt = grid_t[k] - times[n * cap + pk[n]];
+                const T rs = exp(-lt / ts), rv = ep_voltage(T(0), T(1), lt, tm, ts);
+                const T rdv = (rs - rv) / tm;
+                const T* row = recurrent_t + static_cast<long long>(n) * neurons;
+                T* d_row = d_recurrent_t + static_cast<long long>(n) * neurons;
+                T dot_i = T(0), dot_v = T(0);
+                for (int m = 0; m < neurons; ++m) {
+                    dot_i += a_i[m] * row[m];
+                    dot_v += a_v[m] * row[m];
+                    ep_accumulate(&d_row[m], a_i[m] * rs + a_v[m] * rv);
+                }
+                g_k[n] = g_k[n] + dot_i * rs / ts - dot_v * rdv;
+            }
+        }
+        for (int m = 0; m < neurons; ++m) {
+            if (!(pk[m] >= 0 && spike_step[m * cap + pk[m]] == k)) {
+                a_i[m] = a_i[m] * es_dt + a_v[m] * kv_dt;
+                a_v[m] = a_v[m] * em_dt;
+            } else {
+                const long long slot = m * cap + pk[m];
+                const T t_star = times[slot];
+                const T lt = grid_t[k] - t_star;
+                a_i[m] = a_i[m] * exp(-lt / ts) + a_v[m] * ep_voltage(T(0), T(1), lt, tm, ts);
+                a_v[m] = a_v[m] * exp(-lt / tm);
+                const T jumped = a_v[m] - tm / (currents[slot] - theta) *
+                                              (g_k[m] - a_v[m] * (theta - v_after) / tm);
+                const T delta = jumped - a_v[m];
+                a_v[m] = jumped;
+                for (int e = lo; e < hi; ++e) {  // the step's arrivals before t* see the jump
+                    const T tau = arr_t[b * arrivals + e];
+                    if (!(tau < t_star)) {
+                        continue;
+                    }
+                    const T lag = t_star - tau;
+                    const long long mj = src[b * arrivals + e] * neurons + m;
+                    const T d_ai = delta * ep_voltage(T(0), T(1), lag, tm, ts);
+                    ep_accumulate(&d_weight_t[mj], d_ai);
+                    if (d_arrivals != nullptr) {
+                        const T d_av = delta * exp(-lag / tm);
+                        d_arrivals[b * arrivals + e] += weight_t[mj] * (d_ai / ts - d_av / tm);
+                    }
+                }
+                const T gap = dt - lt;
+                a_i[m] = a_i[m] * exp(-gap / ts) + a_v[m] * ep_voltage(T(0), T(1), gap, tm, ts);
+                a_v[m] = a_v[m] * exp(-gap / tm);
+                --pk[m];
+            }
+        }
+        hi = lo;
+    }
+}
+
+// --- CUDA kernels for grid mode: one thread per sample ------------------------------------
+
+template <typename T>
+__global__ void eventprop_grid_forward(
+    const T* arr_t, const long long* bins, const long long* src, const T* weight_t,
+    const T* recurrent_t, const T* grid_t, T* times, T* currents, long long* spike_step,
+    long long* counts, T* scratch, int batch, int neurons, int arrivals, int steps, int cap,
+    int max_spikes, T dt, T tm, T ts, T theta, T v_after, T duration) {
+    const long long b = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (b >= batch) {
+        return;
+    }
+    const long long rows = b * neurons, logs = rows * cap, plane = (long long)batch * neurons;
+    T* v = scratch + rows;
+    ep_grid_forward_sample(b, arr_t, bins, src, weight_t, recurrent_t, grid_t, times + logs,
+                           currents + logs, spike_step + logs, counts + rows, v, v + plane,
+                           v + 2 * plane, v + 3 * plane, v + 4 * plane, neurons, arrivals,
+                           steps, cap, max_spikes, dt, tm, ts, theta, v_after, duration);
+}
+
+template <typename T>
+__global__ void eventprop_grid_backward(
+    const T* arr_t, const long long* bins, const long long* src, const T* weight_t,
+    const T* recurrent_t, const T* grid_t, const T* times, const T* currents,
+    const long long* spike_step, const T* grad, const long long* counts, T* scratch,
+    long long* pk, T* d_weight_t, T* d_recurrent_t, T* d_arrivals, int batch, int neurons,
+    int inputs, int arrivals, int steps, int cap, T dt, T tm, T ts, T theta, T v_after) {
+    const long long b = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (b >= batch) {
+        return;
+    }
+    const long long rows = b * neurons, logs = rows * cap, plane = (long long)batch * neurons;
+    T* a_v = scratch + rows;
+    ep_grid_backward_sample(b, arr_t, bins, src, weight_t, recurrent_t, grid_t, times + logs,
+                            currents + logs, spike_step + logs, grad + logs, counts + rows, a_v,
+                            a_v + plane, a_v + 2 * plane, pk + rows, d_weight_t, d_recurrent_t,
+                            d_arrivals, neurons, arrivals, steps, cap, dt, tm, ts, theta,
+                            v_after);
+}

@@ -84,3 +84,52 @@ void eventprop_recurrent_backward_host(
         }
     }
 }
+
+// Grid mode: one sample per OpenMP iteration. Backward: samples dealt to groups as above,
+// each with its own slices of dW^T and dR^T.
+
+template <typename T>
+void eventprop_grid_forward_host(
+    const T* arr_t, const long long* bins, const long long* src, const T* weight_t,
+    const T* recurrent_t, const T* grid_t, T* times, T* currents, long long* spike_step,
+    long long* counts, T* scratch, int batch, int neurons, int arrivals, int steps, int cap,
+    int max_spikes, T dt, T tm, T ts, T theta, T v_after, T duration) {
+    const long long plane = static_cast<long long>(batch) * neurons;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(snnkit_threads)
+    for (long long b = 0; b < batch; ++b) {
+        const long long rows = b * neurons, logs = rows * cap;
+        T* v = scratch + rows;
+        ep_grid_forward_sample(b, arr_t, bins, src, weight_t, recurrent_t, grid_t, times + logs,
+                               currents + logs, spike_step + logs, counts + rows, v, v + plane,
+                               v + 2 * plane, v + 3 * plane, v + 4 * plane, neurons, arrivals,
+                               steps, cap, max_spikes, dt, tm, ts, theta, v_after, duration);
+    }
+}
+
+template <typename T>
+void eventprop_grid_backward_host(
+    const T* arr_t, const long long* bins, const long long* src, const T* weight_t,
+    const T* recurrent_t, const T* grid_t, const T* times, const T* currents,
+    const long long* spike_step, const T* grad, const long long* counts, T* scratch,
+    long long* pk, T* d_weight_parts, T* d_recurrent_parts, T* d_arrivals, int batch,
+    int neurons, int inputs, int arrivals, int steps, int cap, T dt, T tm, T ts, T theta,
+    T v_after, int groups) {
+    const long long plane = static_cast<long long>(batch) * neurons;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(snnkit_threads)
+    for (int g = 0; g < groups; ++g) {
+        T* d_weight_t = d_weight_parts + static_cast<long long>(g) * inputs * neurons;
+        T* d_recurrent_t = d_recurrent_parts == nullptr
+                               ? nullptr
+                               : d_recurrent_parts + static_cast<long long>(g) * neurons * neurons;
+        for (long long b = g; b < batch; b += groups) {
+            const long long rows = b * neurons, logs = rows * cap;
+            T* a_v = scratch + rows;
+            ep_grid_backward_sample(b, arr_t, bins, src, weight_t, recurrent_t, grid_t,
+                                    times + logs, currents + logs, spike_step + logs,
+                                    grad + logs, counts + rows, a_v, a_v + plane,
+                                    a_v + 2 * plane, pk + rows, d_weight_t, d_recurrent_t,
+                                    d_arrivals, neurons, arrivals, steps, cap, dt, tm, ts,
+                                    theta, v_after);
+        }
+    }
+}
