@@ -514,7 +514,13 @@ def test_augmentations_apply_to_training_batches_only(data, tmp_path):
     torch.testing.assert_close(a, b)  # deterministic per batch (resumable runs)
     assert not torch.equal(a, plain.raster(10.0)[:, idx])
     assert not torch.equal(a, train.raster(10.0)[:, torch.arange(1, 9)][:, :])
-    # the events view and dense() never augment
+    # event methods see the same augmented batches (the spike times of the raster's counts)
+    torch.testing.assert_close(a, train.events[idx].to_raster(10.0, dtype=torch.float32))
+    assert not torch.equal(train.events[idx].times, plain.events[idx].times)
+    torch.testing.assert_close(
+        train.events_of(idx, augment=False).times, plain.events[idx].times, rtol=0, atol=0
+    )
+    # dense() and the other splits never augment
     torch.testing.assert_close(train.raster(10.0).dense(), plain.raster(10.0).dense())
     torch.testing.assert_close(
         val.raster(10.0)[:, [0]], val.events[[0]].to_raster(10.0, dtype=torch.float32)

@@ -185,13 +185,17 @@ class EventDataset:
     @property
     def events(self) -> BatchEvents:
         """The split as lazy :class:`Events`: ``ds.events[index]`` gives ``[B, N, K]``
-        spike times (ms) of those recordings, delay line applied, never augmented."""
+        spike times (ms) of those recordings, delay line applied, augmented as
+        :meth:`batch` is (the training split, when it has augmentations)."""
         return BatchEvents(self)
 
-    def events_of(self, index: Any, dtype: torch.dtype | None = None) -> Events:
-        """Recordings ``index`` as :class:`Events` (see :attr:`events`)."""
+    def events_of(
+        self, index: Any, dtype: torch.dtype | None = None, *, augment: bool = True
+    ) -> Events:
+        """Recordings ``index`` as :class:`Events` (training augmentations apply when this
+        split has them and ``augment`` is true, the same draws as :meth:`batch`'s)."""
         rows = self._rows(index)
-        times, channels, sample = self._gather(rows, augment=False)
+        times, channels, sample = self._gather(rows, augment)
         return _to_events(times, channels, sample, len(rows), self.num_inputs, self.duration, dtype)
 
 
@@ -205,9 +209,10 @@ def _to_events(times, channels, sample, batch, num_inputs, duration, dtype) -> E
     K = int(counts.max()) if len(counts) else 0
     starts = np.cumsum(counts) - counts
     pos = np.arange(len(row)) - starts[row]
-    out = np.full((batch * num_inputs, K), np.inf)
-    out[row, pos] = times
-    return Events(torch.from_numpy(out).reshape(batch, num_inputs, K).to(dtype), duration)
+    # filled in the target dtype: no float64 copy of the (mostly padding) [B, N, K] block
+    out = torch.full((batch * num_inputs, K), float("inf"), dtype=dtype)
+    out[torch.from_numpy(row), torch.from_numpy(pos)] = torch.from_numpy(times).to(dtype)
+    return Events(out.view(batch, num_inputs, K), duration)
 
 
 class BatchEvents:
