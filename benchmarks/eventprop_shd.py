@@ -50,6 +50,20 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _status_mb(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak since the last :func:`_reset_peak`) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    """Restart the kernel's peak-RSS count (Linux >= 4.0: ``5`` to ``clear_refs``), so that
+    a training step's peak is measured on its own, not the data loading's before it."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 def one(method: str, root: Path, batches: int, threads: int) -> dict:
     """Time ``batches`` training batches of ``method`` in this process."""
     import torch
@@ -64,8 +78,10 @@ def one(method: str, root: Path, batches: int, threads: int) -> dict:
     n = batches * trainer.config.batch_size
     index = torch.randperm(len(trainer.data["train"]), generator=torch.Generator().manual_seed(0))
     before = _rss_mb()
-    walls, cpus, spikes = [], [], []
+    walls, cpus, spikes, step_peaks, step_growth = [], [], [], [], []
     for part in index[:n].split(trainer.config.batch_size):
+        resident = _status_mb("VmRSS")
+        _reset_peak()
         x, y = trainer.batch("train", part)
         t0, c0 = time.perf_counter(), time.process_time()
         trainer.model.reset_state()
@@ -78,6 +94,9 @@ def one(method: str, root: Path, batches: int, threads: int) -> dict:
         cpus.append(time.process_time() - c0)
         rates, _ = trainer.kind.spike_stats(hidden)
         spikes.append(rates[0] * 1000.0 / trainer.config.dt)
+        del x, output, hidden, loss
+        step_peaks.append(_status_mb("VmHWM"))
+        step_growth.append(step_peaks[-1] - resident)
     per_epoch = math.ceil(TRAIN_RECORDINGS / trainer.config.batch_size)
     return {
         "method": method,
@@ -94,6 +113,8 @@ def one(method: str, root: Path, batches: int, threads: int) -> dict:
         "peak_rss_mb": _rss_mb(),
         "rss_before_training_mb": before,
         "training_rss_growth_mb": _rss_mb() - before,
+        "step_peak_rss_mb": max(step_peaks),
+        "step_rss_growth_mb": max(step_growth),
     }
 
 
@@ -106,7 +127,9 @@ def _collect(method: str, proc: subprocess.Popen) -> dict:
     print(
         f"{method}: {r['epoch_seconds_extrapolated']:.0f} s/epoch "
         f"({r['epoch_cpu_seconds_extrapolated']:.0f} CPU s), peak {r['peak_rss_mb']:.0f} MB "
-        f"(+{r['training_rss_growth_mb']:.0f} MB training), hidden "
+        f"(+{r['training_rss_growth_mb']:.0f} MB training); a training step: peak "
+        f"{r['step_peak_rss_mb']:.0f} MB, +{r['step_rss_growth_mb']:.0f} MB over the "
+        "resident memory before it, hidden "
         f"{sum(r['hidden_rate_hz']) / len(r['hidden_rate_hz']):.1f} Hz",
         flush=True,
     )
