@@ -5,12 +5,12 @@ and Randman, then the published page ``docs/leaderboard.md`` and the HTML report
     python benchmarks/board.py --seeds 1 --grad exodus --grad snntorch
     python benchmarks/board.py --report-only                # pages from the store as it is
 
-Each (task, method, seed) is ``snnkit leaderboard run --dataset TASK --grad METHOD --seeds
-S+1`` in a subprocess, on one thread: the method's documented recipe (the dataset's recipe
+Each (task, method, seed) is ``snnkit leaderboard run --dataset TASK --grad METHOD --seed
+S`` in a subprocess, on one thread: the method's documented recipe (the dataset's recipe
 and the method's own run defaults), nothing tuned here. Seeds are the outer loop, so an
-interrupted board has every method at the same number of seeds; rerunning it resumes
-(recorded runs are skipped, interrupted ones continue from their checkpoint). The two
-tasks train in parallel. The store is ``benchmarks/results/board.db`` (committed, so a board
+interrupted board has every method at about the same number of seeds; rerunning it resumes
+(recorded runs are skipped, interrupted ones continue from their checkpoint). ``--workers``
+runs (default 2) train at once. The store is ``benchmarks/results/board.db`` (committed, so a board
 that takes longer than one sitting resumes on any clone; only its completed runs count) and
 checkpoints go to ``runs/board`` (not committed); ``--report-only`` skips training.
 """
@@ -56,18 +56,31 @@ def methods(wanted: list[str] | None) -> list[str]:
     return wanted or [m for m in ORDER if m in installed]
 
 
-def train_task(task: str, grads: list[str], seeds: int, db: Path, out: Path, log: Path) -> None:
-    with log.open("a") as sink:
-        for seed in range(seeds):
-            for grad in grads:
-                cmd = snnkit(
-                    "leaderboard", "run", "--dataset", task, "--grad", grad,
-                    "--seeds", str(seed + 1), "--db", str(db), "--out", str(out),
-                    "--threads", "1", "--no-progress",
-                )  # fmt: skip
-                sink.write(f"$ {' '.join(cmd[2:])}\n")
-                sink.flush()
-                subprocess.run(cmd, stdout=sink, stderr=subprocess.STDOUT, check=False)
+def train(cells: list[tuple[str, str, int]], workers: int, db: Path, out: Path) -> None:
+    """Train ``(task, method, seed)`` cells, each ``leaderboard run --seed S`` in its own
+    process, ``workers`` at a time, in the order given; each task's log gets a cell's
+    output as one block when it ends."""
+    queue, lock = list(reversed(cells)), threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                task, grad, seed = queue.pop()
+            cmd = snnkit(
+                "leaderboard", "run", "--dataset", task, "--grad", grad, "--seed", str(seed),
+                "--db", str(db), "--out", str(out), "--threads", "1", "--no-progress",
+            )  # fmt: skip
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            with lock, (out / f"{task}.log").open("a") as sink:
+                sink.write(f"$ {' '.join(cmd[2:])}\n{done.stdout}{done.stderr}")
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def main() -> int:
@@ -81,23 +94,19 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "board")
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "leaderboard.md")
     parser.add_argument("--report", type=Path, default=ROOT / "runs" / "board" / "report.html")
+    parser.add_argument("--workers", type=int, default=2, help="runs at once (one thread each)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         grads = methods(args.grad)
-        args.out.mkdir(parents=True, exist_ok=True)
-        workers = [
-            threading.Thread(
-                target=train_task,
-                args=(task, grads, args.seeds, args.db, args.out, args.out / f"{task}.log"),
-            )
+        cells = [
+            (task, grad, seed)
+            for seed in range(args.seeds)
+            for grad in grads
             for task in args.task or TASKS
         ]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
+        train(cells, args.workers, args.db, args.out)
     conformance = args.out / "conformance.json"
     extra = ["--conformance", str(conformance)] if conformance.exists() else []
     report = subprocess.run(
@@ -166,7 +175,7 @@ def write_page(args, conformance: Path) -> None:
         "",
         f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} "
         f"CPU cores shared with other work (load average {os.getloadavg()[0]:.1f}), one torch "
-        "thread per run, two runs in parallel. *s / epoch* is the wall clock under a load that",
+        f"thread per run, {args.workers} runs in parallel. *s / epoch* is the wall clock under a load that",
         "varied over the hours the board ran; *CPU s / epoch* (the process's CPU time of the",
         "training pass) hardly depends on the load: compare methods by it.",
         f"Not on the board: {', '.join(REFERENCES)}, the event methods' oracle (Python loops",

@@ -912,6 +912,10 @@ def leaderboard_run(
     dataset: Annotated[str, typer.Option(help="Task.")] = "yinyang",
     neuron: Annotated[str, typer.Option(help="Neuron model.")] = "lif",
     seeds: Annotated[int, typer.Option(help="Seeds 0 .. N-1 per method.")] = 3,
+    only_seed: Annotated[
+        list[int] | None,
+        typer.Option("--seed", help="Only this seed (repeatable; instead of --seeds)."),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     dtype: Annotated[
@@ -958,13 +962,18 @@ def leaderboard_run(
     use_threads(threads)
     if not 1 <= seeds <= 1000:
         raise SnnkitError(f"--seeds must be between 1 and 1000, got {seeds}")
+    if only_seed and _on_command_line(ctx, "seeds"):
+        raise SnnkitError("--seed S trains seed S only and --seeds N seeds 0 .. N-1: give one")
+    bad = [s for s in only_seed or [] if not 0 <= s < 2**31]
+    if bad:
+        raise SnnkitError(f"--seed must be between 0 and 2**31 - 1, got {bad[0]}")
     writable_dir(out, "--out")
     writable_file(db, "--db")
     options = _config_options(ctx)  # the grid's shared settings, with --grad's list
     configs = [
         RunConfig(**{**options, "grad": method, "seed": seed})
         for method in grad
-        for seed in range(seeds)
+        for seed in (sorted(set(only_seed)) if only_seed else range(seeds))
     ]
     done = fill(
         configs,

@@ -236,6 +236,8 @@ def test_cli_mistakes_are_one_line(tmp_path, invoke):
     assert not (tmp_path / "nope.db").exists()
     bad = invoke("leaderboard", "run", "--grad", "bptt", "--seeds", "0")
     assert bad.exit_code == 2 and "--seeds must be between 1 and 1000" in bad.output
+    both = invoke("leaderboard", "run", "--grad", "bptt", "--seeds", "2", "--seed", "1")
+    assert both.exit_code == 2 and "give one" in both.output
 
 
 def test_cli_run_fills_the_grid_then_shows_it(tmp_path, invoke, fake_training):
@@ -257,6 +259,12 @@ def test_cli_run_fills_the_grid_then_shows_it(tmp_path, invoke, fake_training):
     again = invoke("leaderboard", "run", "--grad", "bptt", "--seeds", "2", "--epochs", "1")
     assert "0 trained, 0 resumed, 2 already recorded" in again.output
     assert "90.00 ± 0.00 %" in again.output
+    # --seed trains just that seed (parallel workers each take their own cells)
+    one = invoke("leaderboard", "run", "--grad", "bptt", "--seed", "4", "--seed", "1",
+                 "--epochs", "1", "--no-progress")  # fmt: skip
+    assert "1 trained, 0 resumed, 1 already recorded" in one.output, one.output
+    with ResultsStore(tmp_path / "snnkit-results.db") as store:
+        assert sorted(r.seed for r in store.runs(method="bptt")) == [0, 1, 4]
 
 
 def test_a_seed_trained_twice_weighs_once_and_one_seed_has_no_spread(tmp_path):
