@@ -18,6 +18,7 @@ import torch
 from snnkit import host, kernels
 from snnkit_eventprop import cuda
 from snnkit_eventprop.adjoint import adjoint_layer
+from snnkit_eventprop.regularise import count_regularised
 from snnkit_eventprop.simulate import LayerConfig, LayerRecord, run_layer
 
 __all__ = ["BACKENDS", "spike_times"]
@@ -66,6 +67,7 @@ class _EventLayer(torch.autograd.Function):
     def backward(ctx, grad):
         weight, recurrent = ctx.saved_tensors
         record: LayerRecord = ctx.record
+        grad = count_regularised(grad, record.times, record.currents, ctx.config)
         if ctx.backend is not None:
             d_arr, d_w, d_r = cuda.adjoint(ctx.backend, record, grad, weight, recurrent, ctx.config)
         else:

@@ -30,6 +30,7 @@ import math
 import torch
 
 from snnkit_eventprop.adjoint import _decay, _jump
+from snnkit_eventprop.regularise import count_regularised
 from snnkit_eventprop.simulate import LayerConfig, SpikeBuffer, arrivals
 from snnkit_eventprop.solver import first_crossing
 
@@ -190,6 +191,7 @@ class _GridLayer(torch.autograd.Function):
             dtype = xi.dtype
             w = weight.to(dtype)
             r = None if recurrent is None else recurrent.to(dtype)
+            grad = count_regularised(grad.to(dtype), spikes, currents, config)
             g = torch.where(torch.isfinite(spikes), grad.to(dtype), torch.zeros_like(spikes))
             B, N = spikes.shape[:2]
             a_v = spikes.new_zeros(B, N, dtype=dtype)

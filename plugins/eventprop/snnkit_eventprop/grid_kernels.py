@@ -21,6 +21,7 @@ import torch
 from snnkit.kernels import BLOCK, Backend, launch_grid
 from snnkit_eventprop.cuda import _OPTIONS, _check_bound, source
 from snnkit_eventprop.grid import schedule
+from snnkit_eventprop.regularise import count_regularised
 from snnkit_eventprop.simulate import LayerConfig
 
 __all__ = ["GridRecord", "adjoint", "grid_layer", "run"]
@@ -166,6 +167,7 @@ class _KernelGridLayer(torch.autograd.Function):
     def backward(ctx, grad):
         weight, recurrent = ctx.saved_tensors
         record: GridRecord = ctx.record
+        grad = count_regularised(grad, record.times, record.currents, ctx.config)
         want = ctx.needs_input_grad[0]
         d_arr, d_w, d_r = adjoint(
             ctx.backend, record, grad, weight, recurrent, ctx.config, ctx.dt, want

@@ -19,6 +19,8 @@ _OPTIONS = (
     "weight_std",
     "output_weight_mean",
     "output_weight_std",
+    "reg_strength",
+    "reg_target",
 )
 
 
@@ -48,13 +50,17 @@ class EventProp(EventMethod):
         weight_std: float = 0.5,
         output_weight_mean: float | None = None,
         output_weight_std: float | None = None,
+        reg_strength: float = 0.0,
+        reg_target: float = 0.0,
         **options,
     ) -> EventPropNetwork:
         """Layers for ``shape`` ("5-200-3"); options: ``backend`` ("auto" | "cuda" | "cpu" |
         "torch", see :func:`snnkit.kernels.select`), ``mode`` ("exact" | "grid"), ``dt``
         (grid step, ms), ``max_spikes`` (per neuron and sample), weight init
         ``weight_mean``/``weight_std`` (:func:`snnkit.weight_init.event_weights`; the
-        ``output_`` ones for the last layer, defaulting to the hidden ones)."""
+        ``output_`` ones for the last layer, defaulting to the hidden ones), the hidden
+        spike-count regulariser ``reg_strength`` (0: off) and ``reg_target`` (spikes per
+        neuron and trial; a heuristic, :mod:`snnkit_eventprop.regularise`)."""
         if options:
             raise SnnkitError(
                 f"--grad eventprop: unknown option(s) {', '.join(sorted(options))}; "
@@ -63,6 +69,12 @@ class EventProp(EventMethod):
         self.check(neuron)
         if not isinstance(max_spikes, int) or isinstance(max_spikes, bool) or max_spikes < 1:
             raise SnnkitError(f"max_spikes must be a positive integer, got {max_spikes!r}")
+        for key, value in (("reg_strength", reg_strength), ("reg_target", reg_target)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise SnnkitError(f"{key} must be a number >= 0, got {value!r}")
+            if value == float("inf"):
+                raise SnnkitError(f"{key} must be finite, got {value!r}")
+        reg = {"reg_strength": float(reg_strength), "reg_target": float(reg_target)}
         hidden, output, readout = event_layers(
             shape,
             neuron,
@@ -73,7 +85,7 @@ class EventProp(EventMethod):
             output_weight_mean=output_weight_mean,
             output_weight_std=output_weight_std,
         )
-        configs = [_config(neuron, max_spikes, f"layer {k}") for k in range(len(hidden))]
+        configs = [_config(neuron, max_spikes, f"layer {k}", **reg) for k in range(len(hidden))]
         if readout.spiking:
             self.check(readout)
             configs.append(_config(readout, max_spikes, "output layer"))
@@ -81,7 +93,7 @@ class EventProp(EventMethod):
         return EventPropNetwork(hidden, output, configs, kernel, mode=mode, dt=dt, backend=backend)
 
 
-def _config(neuron: LIF, max_spikes: int, name: str) -> LayerConfig:
+def _config(neuron: LIF, max_spikes: int, name: str, **reg: float) -> LayerConfig:
     return LayerConfig(
         tau_mem=float(neuron.tau_mem),
         tau_syn=float(neuron.tau_syn),
@@ -91,4 +103,5 @@ def _config(neuron: LIF, max_spikes: int, name: str) -> LayerConfig:
         duration=1.0,  # replaced by the input's duration at each call
         max_spikes=max_spikes,
         name=name,
+        **reg,
     )

@@ -41,6 +41,9 @@ class LayerConfig:
     duration: float
     max_spikes: int
     name: str = "layer"
+    # the spike-count regulariser (a heuristic, snnkit_eventprop.regularise): off at 0
+    reg_strength: float = 0.0
+    reg_target: float = 0.0  # spikes per neuron and trial
 
     @property
     def kernel(self) -> LIFKernel:
