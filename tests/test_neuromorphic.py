@@ -835,7 +835,7 @@ def test_shd_ssc_recipe_is_the_loss_shaping_papers_for_every_method(grad, loss, 
         pytest.skip(f"the {grad} plugin is not installed")
     config = resolve(RunConfig(dataset=name, grad=grad))
     assert config.arch == f"256r-{classes}" and config.dt == 1.0 and config.loss == loss
-    assert (config.batch_size, config.lr, config.schedule, config.epochs) == (32, 5e-3, "none", 50)
+    assert (config.batch_size, config.lr, config.schedule, config.epochs) == (32, 2e-4, "none", 50)
     assert config.dataset_options == {
         "duration": 1000.0, "delay_line": 10, "delay_ms": 30.0, "shift": 40, "blend": 0.5,
     }  # fmt: skip

@@ -139,14 +139,17 @@ for _recipe in NEUROMORPHIC_RECIPES.values():
 # prepscan_SSC_JUWELS_18.py on top of prepscan_SHD_JUWELS_21.py; docs/methods/eventprop.md
 # cites each number): one recurrent hidden layer of LIF neurons (tau_mem 20, tau_syn 5 ms,
 # theta 1) and an LI readout (tau 20 ms), 1 s trials, a 10-copy delay line 30 ms apart,
-# shift 40 channels, blend 0.5, batch 32, Adam lr 5e-3 held fixed, 50 epochs, the
-# exponentially weighted sum loss, input weights scaled at the start so the hidden layer
+# shift 40 channels, blend 0.5, batch 32, Adam lr held fixed (2e-4, not the paper's 5e-3,
+# see below), 50 epochs, the exponentially weighted sum loss, input weights scaled at the start so the hidden layer
 # fires ~10 Hz (init_rate). The surrogate-gradient methods train the same network on
 # the same data, time-stepped at the paper's dt = 1 ms, with the raster form of that loss.
 _PAPER = {
     "epochs": 50,
     "batch_size": 32,
-    "lr": 5e-3,
+    # the paper's Adam lr is 5e-3; here its first step (~lr per weight) is 2.5x the mean
+    # input weight after --init-rate, and hidden rates run away within a few batches
+    # (docs/methods/eventprop.md, "learning rate"); 2e-4 learns on synthetic SHD
+    "lr": 2e-4,
     "schedule": "none",
     "dt": 1.0,
     "loss": "ce_sum_exp",
