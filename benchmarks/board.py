@@ -13,6 +13,16 @@ interrupted board has every method at about the same number of seeds; rerunning 
 runs (default 2) train at once. The store is ``benchmarks/results/board.db`` (committed, so a board
 that takes longer than one sitting resumes on any clone; only its completed runs count) and
 checkpoints go to ``runs/board`` (not committed); ``--report-only`` skips training.
+
+sinabs pins an older nir than the ``nir`` extra, so its cells run from a venv of their own
+against the same store, and its conformance cases are added to the board's file::
+
+    python -m venv .venv-sinabs && .venv-sinabs/bin/pip install -c constraints.txt -e ".[datasets,plot]" sinabs
+    .venv-sinabs/bin/python benchmarks/board.py --grad sinabs --workers 1
+    .venv-sinabs/bin/snnkit conformance --grad sinabs --json runs/board/conformance-sinabs.json
+
+The grad-error column reads ``runs/board/conformance*.json`` (``snnkit conformance --json
+runs/board/conformance.json`` for the rest).
 """
 
 from __future__ import annotations
@@ -107,13 +117,32 @@ def main() -> int:
             for task in args.task or TASKS
         ]
         train(cells, args.workers, args.db, args.out)
-    conformance = args.out / "conformance.json"
+    conformance = merged_conformance(args.out)
     extra = ["--conformance", str(conformance)] if conformance.exists() else []
     report = subprocess.run(
         snnkit("leaderboard", "report", str(args.report), "--db", str(args.db), *extra)
     )
     write_page(args, conformance)
     return report.returncode
+
+
+def merged_conformance(out: Path) -> Path:
+    """``out/conformance*.json`` (one per venv) as one file of all their cases."""
+    import json
+
+    files = sorted(p for p in out.glob("conformance*.json") if p.name != "conformance-all.json")
+    merged = out / "conformance-all.json"
+    if files:
+        payloads = [json.loads(p.read_text()) for p in files]
+        methods = [{r["method"] for r in p["results"]} for p in payloads]
+        results = [  # a method checked in several files: the last file's cases
+            r
+            for k, p in enumerate(payloads)
+            for r in p["results"]
+            if not any(r["method"] in later for later in methods[k + 1 :])
+        ]
+        merged.write_text(json.dumps({**payloads[0], "results": results}))
+    return merged
 
 
 def refusals(log: Path) -> dict[str, str]:
@@ -171,7 +200,11 @@ def write_page(args, conformance: Path) -> None:
         "```bash",
         "make setup .venv/.datasets-installed      # the plot and peers extras",
         "python benchmarks/board.py               # --seeds 5; rerun to resume",
+        ".venv/bin/snnkit conformance --json runs/board/conformance.json   # grad. error",
         "```",
+        "",
+        "sinabs pins an older nir than the `nir` extra: its runs come from a venv of their own,",
+        "against the same store (the commands are in `benchmarks/board.py`'s docstring).",
         "",
         f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} "
         f"CPU cores shared with other work (load average {os.getloadavg()[0]:.1f}), one torch "
