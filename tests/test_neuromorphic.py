@@ -843,3 +843,15 @@ def test_shd_ssc_recipe_is_the_loss_shaping_papers_for_every_method(grad, loss, 
     assert config.neuron_options == {"tau_mem": 20.0, "tau_syn": 5.0}
     events = {"max_spikes": 750, "weight_mean": 0.3, "weight_std": 0.1}
     assert config.layer_options == (events if grad == "eventprop" else {})
+
+
+def test_a_time_that_rounds_up_to_the_duration_in_float32_stays_inside():
+    """Augmented or delayed times are float64 below the duration; one within float32's
+    spacing of it must not become the duration (Events would refuse it)."""
+    from snnkit.data.event_dataset import _to_events
+
+    times = np.array([999.99998, 10.0])
+    events = _to_events(times, np.array([0, 1]), np.array([0, 0]), 1, 2, 1000.0, torch.float32)
+    got = events.times[torch.isfinite(events.times)]
+    assert float(got.max()) < 1000.0 and torch.float32 == events.times.dtype
+    assert float(torch.tensor(999.99998, dtype=torch.float32)) == 1000.0  # the case is real

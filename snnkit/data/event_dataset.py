@@ -211,7 +211,11 @@ def _to_events(times, channels, sample, batch, num_inputs, duration, dtype) -> E
     pos = np.arange(len(row)) - starts[row]
     # filled in the target dtype: no float64 copy of the (mostly padding) [B, N, K] block
     out = torch.full((batch * num_inputs, K), float("inf"), dtype=dtype)
-    out[torch.from_numpy(row), torch.from_numpy(pos)] = torch.from_numpy(times).to(dtype)
+    # a time just below the duration can round up to it in float32: kept as the last value
+    # before it (the raster puts it in its last bin likewise)
+    last = torch.nextafter(torch.tensor(duration, dtype=dtype), torch.tensor(0.0, dtype=dtype))
+    values = torch.minimum(torch.from_numpy(times).to(dtype), last)
+    out[torch.from_numpy(row), torch.from_numpy(pos)] = values
     return Events(out.view(batch, num_inputs, K), duration)
 
 
