@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from fixtures.broken_kernels import broken_cpu_backend
 from snnkit_eventprop import cuda, grid_kernels
 from snnkit_eventprop.grid import _GridLayer
 from snnkit_eventprop.grid_kernels import grid_layer
@@ -165,14 +166,6 @@ def test_grid_kernels_equal_the_torch_grid_path(needs_host, dtype, backend, kw):
     _compare_layer(BACKENDS[backend](), dtype, **kw)
 
 
-def _broken(old, new):
-    def compile_broken(src, name, dtype, options):
-        assert old in src
-        return host.compile_kernel(src.replace(old, new), name, dtype, options)
-
-    return kernels.Backend("cpu", compile_broken, "_host", cuda.host_source, cuda._GROUPS)
-
-
 @pytest.mark.parametrize(
     "old,new,recurrent",
     [
@@ -193,7 +186,7 @@ def _broken(old, new):
 )  # fmt: skip
 def test_comparison_catches_a_broken_grid_kernel(needs_host, old, new, recurrent):
     with pytest.raises(AssertionError):
-        _compare_layer(_broken(old, new), F64, recurrent=recurrent)
+        _compare_layer(broken_cpu_backend(old, new), F64, recurrent=recurrent)
 
 
 def _net_grads(mode, dt, readout, recurrent, backend, dtype=F64):

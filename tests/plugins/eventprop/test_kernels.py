@@ -13,6 +13,7 @@ import warnings
 
 import pytest
 import torch
+from fixtures.broken_kernels import broken_cpu_backend
 from snnkit_eventprop import cuda
 from snnkit_eventprop.adjoint import adjoint_layer
 from snnkit_eventprop.simulate import LayerConfig, run_layer
@@ -154,15 +155,7 @@ def test_cpu_driver_matches_torch(needs_host, dtype, kw):
 )
 def test_comparison_catches_a_broken_cpu_driver(needs_host, old, new):
     with pytest.raises(AssertionError):
-        _compare(torch.float64, "cpu", _broken(old, new))
-
-
-def _broken(old, new):
-    def compile_broken(src, name, dtype, options):
-        assert old in src
-        return host.compile_kernel(src.replace(old, new), name, dtype, options)
-
-    return kernels.Backend("cpu", compile_broken, "_host", cuda.host_source, cuda._GROUPS)
+        _compare(torch.float64, "cpu", broken_cpu_backend(old, new))
 
 
 @pytest.mark.parametrize(
@@ -183,7 +176,7 @@ def _broken(old, new):
 )
 def test_comparison_catches_a_broken_recurrent_kernel(needs_host, old, new):
     with pytest.raises(AssertionError):
-        _compare(torch.float64, "cpu", _broken(old, new), recurrent=True)
+        _compare(torch.float64, "cpu", broken_cpu_backend(old, new), recurrent=True)
 
 
 def test_cpu_driver_spike_bound(needs_host):
@@ -308,7 +301,7 @@ def test_conformance_catches_a_broken_recurrent_jump_in_the_cpu_kernels(needs_ho
     from snnkit.conformance import run_case
 
     old = "(grad[slot] - a_v[n] * (theta - v_after) / tm - rec)"
-    monkeypatch.setattr(cuda, "HOST", _broken(old, old.replace(" - rec", "")))
+    monkeypatch.setattr(cuda, "HOST", broken_cpu_backend(old, old.replace(" - rec", "")))
     result = run_case(EventProp(), "recurrent", "float64")
     assert not result.passed
 
