@@ -208,8 +208,8 @@ def write_page(args, conformance: Path) -> None:
         "",
         f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} "
         f"CPU cores shared with other work (load average {os.getloadavg()[0]:.1f}), one torch "
-        f"thread per run, {args.workers} runs in parallel. *s / epoch* is the wall clock under a load that",
-        "varied over the hours the board ran; *CPU s / epoch* (the process's CPU time of the",
+        f"thread per run, {args.workers} runs in parallel. *s / epoch* is the wall clock under",
+        "a load that varied over the hours the board ran; *CPU s / epoch* (the process's CPU time of the",
         "training pass) hardly depends on the load: compare methods by it.",
         f"Not on the board: {', '.join(REFERENCES)}, the event methods' oracle (Python loops",
         "over events, hours per run here; its gradients equal EventProp's to 1e-14, so it",

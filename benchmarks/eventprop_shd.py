@@ -15,9 +15,10 @@ and ``bptt`` (time-stepped at the paper's dt = 1 ms).
 Each method runs in its own process: the Trainer is built (data loaded, weights scaled),
 then ``--batches`` training batches (forward, backward, Adam step) are timed, wall clock
 and process CPU time; an epoch (8156 recordings = 255 batches) is extrapolated from their
-mean. Peak memory is the process's peak resident set size, and its growth over the state
-just before the first timed batch (what training adds: the state kept for the backward
-pass and the gradients). ``--parallel`` starts the methods' processes together (on a
+mean. Peak memory is the process's peak resident set size (data loading and weight
+calibration included) and, per training step, the peak over the memory resident before it
+(the kernel's peak count is reset before the batch is built: the input batch, the state
+kept for the backward pass, the gradients). ``--parallel`` starts the methods' processes together (on a
 loaded machine the CPU seconds, not the wall clock, are then the figures to compare).
 One run on this machine; the load average is recorded. Writes
 ``benchmarks/results/eventprop_shd.json`` (or ``--out``).
