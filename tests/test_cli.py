@@ -102,7 +102,7 @@ def test_run_options_are_the_run_config_fields():
 
 def test_leaderboard_run_options_are_run_config_fields_or_grid_plumbing():
     """`snnkit leaderboard run`'s settings are RunConfig fields with RunConfig's defaults
-    (the grid's --grad is a list; its seeds come from --seeds)."""
+    (the grid's --grad is a list; its seeds come from --seeds or --seed)."""
     group = typer.main.get_command(cli.app).commands["leaderboard"]
     params = {p.name: p for p in group.commands["run"].params if p.name != "ctx"}
     fields = {f.name: f for f in dataclasses.fields(RunConfig)}
@@ -113,8 +113,8 @@ def test_leaderboard_run_options_are_run_config_fields_or_grid_plumbing():
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         expected = None if name in cli._OPTION_FIELDS else default
         assert params[name].default == expected, name
-    plumbing = {"seeds", "db", "out", "progress", "threads", "executor", "jobs", "address"}
-    plumbing |= {"cpus_per_task", "gpus_per_task"}
+    plumbing = {"seeds", "only_seed", "db", "out", "progress", "threads", "executor"}
+    plumbing |= {"jobs", "address", "cpus_per_task", "gpus_per_task"}
     assert set(params) - settings == {"grad"} | plumbing
 
 
