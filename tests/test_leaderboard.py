@@ -85,7 +85,7 @@ def test_renderers(db):
     assert markdown[0].startswith("| # | task | method")
     assert (
         "| 1 | yinyang | exodus | lif | epochs=30 | 3 (0,1,2) | 97.50 ± 0.50 % | — | 2.00 | — "
-        "| not checked | — | — |" in markdown
+        "| — | not checked | — | — |" in markdown  # no CPU time recorded: —
     )
     rows = list(csv.DictReader(io.StringIO(leaderboard.render(board, "csv"))))
     assert [r["method"] for r in rows] == ["exodus", "bptt", "bptt"]
