@@ -138,6 +138,7 @@ def test_getitem_and_to():
     assert torch.equal(ev[torch.tensor([1, 0])].times, ev.times.flip(0))
     assert ev[0:1].batch_size == 1
     assert ev.to(torch.float64).times.dtype == torch.float64
+    assert ev.to("cpu", torch.float32) is ev  # nothing to move: not checked again
     with pytest.raises(SnnkitError, match="floating"):
         ev.to(torch.int64)
 
