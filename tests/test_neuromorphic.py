@@ -855,3 +855,22 @@ def test_a_time_that_rounds_up_to_the_duration_in_float32_stays_inside():
     got = events.times[torch.isfinite(events.times)]
     assert float(got.max()) < 1000.0 and torch.float32 == events.times.dtype
     assert float(torch.tensor(999.99998, dtype=torch.float32)) == 1000.0  # the case is real
+
+
+def test_delay_line_events_are_the_delayed_copies_in_place():
+    """``_to_events`` writes the delay line's copies into their rows without sorting them:
+    the same block as delaying first (preprocessing.delay_line) and sorting everything."""
+    from snnkit.data.event_dataset import _to_events
+
+    rng = np.random.default_rng(3)
+    n = 400
+    times = rng.uniform(0.0, 100.0, n).round(1)  # ties within a row included
+    channels, sample = rng.integers(0, 6, n), rng.integers(0, 3, n)
+    direct = _to_events(times, channels, sample, 3, 6, 100.0, torch.float64, copies=4, delay=30.0)
+    t, ch, s = pre.delay_line(times, channels, sample, 6, 4, 30.0, 100.0)
+    assert len(t) < 4 * n  # late copies fall out
+    generic = _to_events(t, ch, s, 3, 24, 100.0, torch.float64)
+    K = generic.max_spikes
+    assert direct.times.shape == (3, 24, direct.max_spikes) and direct.max_spikes >= K
+    torch.testing.assert_close(direct.times[..., :K], generic.times, rtol=0, atol=0)
+    assert bool(torch.isinf(direct.times[..., K:]).all())

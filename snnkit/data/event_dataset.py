@@ -107,7 +107,8 @@ class EventDataset:
 
     # -- batches ---------------------------------------------------------------------------
     def _gather(self, rows: np.ndarray, augment: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Concatenated (times, channels, sample) of recordings ``rows``, augmented/delayed."""
+        """Concatenated (times, channels, sample) of recordings ``rows``, augmented, before
+        the delay line (sensor channels)."""
         aug = self.augment if augment else None
         rng = None
         if aug is not None:
@@ -135,15 +136,7 @@ class EventDataset:
                 channels, sample, len(rows), self.num_channels, aug.shift, rng
             )
             times, channels, sample = times[keep], moved[keep], sample[keep]
-        return preprocessing.delay_line(
-            times,
-            channels,
-            sample,
-            self.num_channels,
-            self.delay_line,
-            self.delay_ms,
-            self.duration,
-        )
+        return times, channels, sample
 
     def _rows(self, index: Any) -> np.ndarray:
         if isinstance(index, torch.Tensor):
@@ -173,7 +166,13 @@ class EventDataset:
         apply when this split has them and ``augment`` is true)."""
         rows = self._rows(index)
         width, T = self.bins(dt, steps)
-        times, channels, sample = self._gather(rows, augment)
+        times, channels, sample = preprocessing.delay_line(
+            *self._gather(rows, augment),
+            self.num_channels,
+            self.delay_line,
+            self.delay_ms,
+            self.duration,
+        )
         return preprocessing.bin_batch(
             times, channels, sample, len(rows), self.num_inputs, width, T, dtype, device
         )
@@ -196,26 +195,42 @@ class EventDataset:
         split has them and ``augment`` is true, the same draws as :meth:`batch`'s)."""
         rows = self._rows(index)
         times, channels, sample = self._gather(rows, augment)
-        return _to_events(times, channels, sample, len(rows), self.num_inputs, self.duration, dtype)
+        return _to_events(
+            times, channels, sample, len(rows), self.num_channels, self.duration, dtype,
+            copies=self.delay_line, delay=self.delay_ms,
+        )  # fmt: skip
 
 
-def _to_events(times, channels, sample, batch, num_inputs, duration, dtype) -> Events:
-    """Ragged events -> padded ``Events``: sorted by (sample, channel, time), +inf padded."""
+def _to_events(
+    times, channels, sample, batch, num_channels, duration, dtype, *, copies=1, delay=0.0
+) -> Events:
+    """Ragged events -> padded ``Events`` ``[batch, copies * num_channels, K]`` (+inf padded),
+    with the delay line of :func:`preprocessing.delay_line` (copy ``k`` of channel ``c`` is
+    input ``k * num_channels + c``, ``k * delay`` later; late events fall out).
+
+    Only the sensor events are sorted, by (sample, channel, time): a delayed copy keeps its
+    original's slot in the row (what falls out is a row's tail), so the ``copies``-fold
+    delay-line events are written straight into the block, never sorted or concatenated."""
     dtype = dtype or torch.get_default_dtype()
+    num_inputs = copies * num_channels
     order = np.lexsort((times, channels, sample))
     times, channels, sample = times[order], channels[order], sample[order]
-    row = sample * num_inputs + channels
-    counts = np.bincount(row, minlength=batch * num_inputs)
+    sensor_row = sample * num_channels + channels
+    counts = np.bincount(sensor_row, minlength=batch * num_channels)
     K = int(counts.max()) if len(counts) else 0
-    starts = np.cumsum(counts) - counts
-    pos = np.arange(len(row)) - starts[row]
+    pos = torch.from_numpy(np.arange(len(sensor_row)) - (np.cumsum(counts) - counts)[sensor_row])
+    row = torch.from_numpy(sample * num_inputs + channels)
     # filled in the target dtype: no float64 copy of the (mostly padding) [B, N, K] block
     out = torch.full((batch * num_inputs, K), float("inf"), dtype=dtype)
     # a time just below the duration can round up to it in float32: kept as the last value
     # before it (the raster puts it in its last bin likewise)
     last = torch.nextafter(torch.tensor(duration, dtype=dtype), torch.tensor(0.0, dtype=dtype))
-    values = torch.minimum(torch.from_numpy(times).to(dtype), last)
-    out[torch.from_numpy(row), torch.from_numpy(pos)] = values
+    base = torch.from_numpy(np.asarray(times, np.float64))
+    for k in range(copies):
+        t = base + k * delay
+        inside = t < duration
+        values = torch.minimum(t[inside].to(dtype), last)
+        out[row[inside] + k * num_channels, pos[inside]] = values
     return Events(out.view(batch, num_inputs, K), duration)
 
 
