@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from snnkit.kernels import BLOCK, Backend, launch_grid
-from snnkit_eventprop.cuda import _OPTIONS, _check_bound, source
+from snnkit_eventprop.cuda import _OPTIONS, _check_bound, source, weight_groups
 from snnkit_eventprop.grid import schedule
 from snnkit_eventprop.regularise import count_regularised
 from snnkit_eventprop.simulate import LayerConfig
@@ -27,14 +27,18 @@ from snnkit_eventprop.simulate import LayerConfig
 __all__ = ["GridRecord", "adjoint", "grid_layer", "run"]
 
 _CAP = 32  # first spike-buffer size per neuron; grown (re-run) when a neuron fires more
-_GROUPS = 16  # CPU backward: sample groups, each with its own dW slice (N_in x N each)
+# the buffer size that held every spike of the last batch, per (neurons, steps), plus a
+# margin: a training run's rates drift slowly, so its forward kernel runs once per batch
+_LAST_CAP: dict[tuple[int, int], int] = {}
+_GROUPS = 16  # CPU backward: at most this many sample groups, each with its own dW slice
 
 
 @dataclass
 class GridRecord:
     """What the grid forward leaves for its backward (all detached): spike times, ``I(t*)``
-    and the step of each spike ``[B, N, K]``; the sorted arrivals ``[B, E]`` (times, steps,
-    sources, their slots in the input ``order``); ``steps`` and the grid times."""
+    and the step of each spike ``[B, N, K]``; the arrivals in time order ``[B, E]`` (times,
+    injection steps and sources as ``int32``, their slots in the input when its gradient is
+    wanted, else ``None``); ``steps`` and the grid times."""
 
     times: torch.Tensor
     currents: torch.Tensor
@@ -43,30 +47,40 @@ class GridRecord:
     arrival_times: torch.Tensor
     bins: torch.Tensor
     sources: torch.Tensor
-    order: torch.Tensor
+    order: torch.Tensor | None
     steps: int
     grid: torch.Tensor
 
 
-def _arrivals(pre: torch.Tensor):
-    """The finite input spikes of ``pre [B, N_in, K_in]`` in time order, as
-    :func:`snnkit_eventprop.simulate.arrivals` gives them (ties by input slot) but ``[B, E]``
-    with ``E`` the most finite spikes of a sample, not ``N_in * K_in``: times (``inf``
-    padded), sources, their slots in the input (0 for padding: scatter with add).
+def _arrivals(pre: torch.Tensor, config: LayerConfig, dt: float, keep_order: bool):
+    """The finite input spikes of ``pre [B, N_in, K_in]`` in time order (ties by input slot,
+    as :func:`snnkit_eventprop.simulate.arrivals`), ``[B, E]`` with ``E`` the most finite
+    spikes of a sample, not ``N_in * K_in``: ``(steps, times (inf padded), injection steps
+    (:func:`snnkit_eventprop.grid.schedule`'s; past ``steps`` for padding), sources, slots
+    in the input or None, grid times)``.
 
-    Padded inputs (SHD's delay lines: ~90 % ``inf``) are sorted sample by sample, finite
-    spikes only, so the temporaries are one sample's."""
+    Padded inputs (SHD's delay lines: ~90 % ``inf``) are gathered and sorted sample by
+    sample, finite spikes only, so the temporaries are one sample's; steps and sources are
+    ``int32`` (half the memory the backward keeps)."""
     B, _, k_in = pre.shape
     rows = pre.detach().reshape(B, -1)
-    slots = [(row.abs() < math.inf).nonzero().squeeze(1) for row in rows]
-    E = max((len(slot) for slot in slots), default=0)
+    E = max((int((row < math.inf).sum()) for row in rows), default=0)  # row by row: no
+    # [B, N_in * K_in] temporaries (count_nonzero over dim 1 is ~10x slower here)
+    steps, _, grid = schedule(rows.new_zeros(1, 0), config, dt)
     times = rows.new_full((B, E), math.inf)
-    order = torch.zeros(B, E, dtype=torch.int64, device=pre.device)
-    for b, slot in enumerate(slots):
-        t, by_time = torch.sort(rows[b, slot], stable=True)
-        times[b, : len(t)] = t
-        order[b, : len(t)] = slot[by_time]
-    return times, torch.div(order, max(k_in, 1), rounding_mode="floor"), order
+    bins = torch.full((B, E), steps + 1, dtype=torch.int32, device=pre.device)
+    sources = torch.zeros(B, E, dtype=torch.int32, device=pre.device)
+    order = torch.zeros(B, E, dtype=torch.int64, device=pre.device) if keep_order else None
+    for b, row in enumerate(rows):
+        slot = (row < math.inf).nonzero().squeeze(1)
+        t, by_time = torch.sort(row[slot], stable=True)
+        slot, n = slot[by_time], len(t)
+        times[b, :n] = t
+        bins[b, :n] = schedule(t[None], config, dt)[1][0]
+        sources[b, :n] = torch.div(slot, max(k_in, 1), rounding_mode="floor")
+        if order is not None:
+            order[b, :n] = slot
+    return steps, times, bins, sources, order, grid
 
 
 def _transposed(w: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -80,17 +94,19 @@ def run(
     recurrent: torch.Tensor | None,
     config: LayerConfig,
     dt: float,
+    keep_order: bool = True,
 ) -> GridRecord:
-    """A layer's grid-mode forward pass by the kernels (the torch grid path's spikes)."""
+    """A layer's grid-mode forward pass by the kernels (the torch grid path's spikes);
+    ``keep_order=False`` when no input gradient will be asked for."""
     with torch.no_grad():
-        times, sources, order = _arrivals(pre)
-        steps, bins, grid = schedule(times, config, dt)
+        steps, times, bins, sources, order, grid = _arrivals(pre, config, dt, keep_order)
         B, E = times.shape
         N = weight.shape[0]
         w_t = _transposed(weight, pre.dtype)
         r_t = _transposed(recurrent, pre.dtype)
         kernel = backend.kernel(source(), "eventprop_grid_forward", pre.dtype, _OPTIONS)
-        cap = max(1, min(_CAP, config.max_spikes, steps))
+        bound = max(1, min(config.max_spikes, steps))
+        cap = min(_LAST_CAP.get((N, steps), _CAP), bound)
         scratch = pre.new_zeros(5, B, N)
         while True:
             spikes = pre.new_full((B, N, cap), float("inf"))
@@ -100,7 +116,7 @@ def run(
             kernel(
                 launch_grid(B),
                 (BLOCK,),
-                (times, bins.contiguous(), sources, w_t, r_t, grid, spikes, currents,
+                (times, bins, sources, w_t, r_t, grid, spikes, currents,
                  spike_step, counts, scratch, B, N, E, steps, cap, config.max_spikes,
                  float(dt), config.tau_mem, config.tau_syn, config.threshold,
                  config.v_after, config.duration),
@@ -110,6 +126,7 @@ def run(
             if top <= cap:
                 break
             cap = top  # re-run with a buffer that holds every spike
+        _LAST_CAP[(N, steps)] = min(max(_CAP, top + top // 4), bound)
         trim = lambda x: x[..., :top].contiguous()  # noqa: E731
         return GridRecord(
             trim(spikes), trim(currents), trim(spike_step), counts, times, bins, sources, order,
@@ -135,14 +152,15 @@ def adjoint(
         E = record.arrival_times.shape[1]
         n_in = weight.shape[1]
         g = torch.where(torch.isfinite(times), grad.to(dtype), torch.zeros_like(times))
-        groups = max(min(backend.groups and _GROUPS, B), 1)
+        size = N * (n_in + (0 if recurrent is None else N))
+        groups = weight_groups(backend, B, size, dtype, _GROUPS)
         d_w = torch.zeros(groups, n_in, N, dtype=dtype, device=device)
         d_r = None if recurrent is None else torch.zeros(groups, N, N, dtype=dtype, device=device)
         d_arr = torch.zeros(B, E, dtype=dtype, device=device) if want_arrivals else None
         scratch = torch.zeros(3, B, N, dtype=dtype, device=device)
         pk = torch.zeros(B, N, dtype=torch.int64, device=device)
         args = (
-            record.arrival_times, record.bins.contiguous(), record.sources,
+            record.arrival_times, record.bins, record.sources,
             _transposed(weight, dtype), _transposed(recurrent, dtype), record.grid, times,
             record.currents, record.spike_step, g.contiguous(), record.counts, scratch, pk,
             d_w, d_r, d_arr, B, N, n_in, E, record.steps, max(K, 1), float(dt),  # K = 0: never read
@@ -157,7 +175,7 @@ def adjoint(
 class _KernelGridLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pre, weight, recurrent, config: LayerConfig, dt: float, backend: Backend):
-        record = run(backend, pre, weight, recurrent, config, dt)
+        record = run(backend, pre, weight, recurrent, config, dt, ctx.needs_input_grad[0])
         ctx.record, ctx.config, ctx.dt, ctx.backend = record, config, dt, backend
         ctx.pre_shape = pre.shape
         ctx.save_for_backward(weight, recurrent)

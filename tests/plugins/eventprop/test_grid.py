@@ -9,7 +9,7 @@ import pytest
 import torch
 from fixtures.broken_kernels import broken_cpu_backend
 from snnkit_eventprop import cuda, grid_kernels
-from snnkit_eventprop.grid import _GridLayer
+from snnkit_eventprop.grid import _GridLayer, schedule
 from snnkit_eventprop.grid_kernels import grid_layer
 from snnkit_eventprop.method import EventProp
 from snnkit_eventprop.simulate import LayerConfig
@@ -327,10 +327,17 @@ def test_the_kernels_arrivals_are_the_sorted_finite_input_spikes(dtype):
     pre[torch.rand(pre.shape, generator=gen) < 0.6] = math.inf
     pre[0, 0, 0], pre[0, 1, 0] = -0.0, 0.0
     pre[4] = math.inf  # a sample without spikes
-    got, want = grid_kernels._arrivals(pre), arrivals(pre)
-    E = got[0].shape[1]
+    config = LayerConfig(10.0, 5.0, 1.0, "subtract", 0.0, 20.0, 10)
+    steps, times, bins, sources, order, grid = grid_kernels._arrivals(pre, config, 0.5, True)
+    want = arrivals(pre)
+    E = times.shape[1]
     assert E == int(torch.isfinite(pre).flatten(1).sum(1).max())
-    assert torch.equal(got[0], want[0][:, :E])
-    finite = torch.isfinite(got[0])
-    for a, b in zip(got[1:], want[1:], strict=True):
-        assert torch.equal(a[finite], b[:, :E][finite])
+    assert torch.equal(times, want[0][:, :E])
+    finite = torch.isfinite(times)
+    assert torch.equal(sources[finite].long(), want[1][:, :E][finite])
+    assert torch.equal(order[finite], want[2][:, :E][finite])
+    want_steps, want_bins, want_grid = schedule(want[0], config, 0.5)
+    assert steps == want_steps and torch.equal(grid, want_grid)
+    assert torch.equal(bins.long(), want_bins[:, :E])  # padding: past the last step
+    assert sources.dtype == bins.dtype == torch.int32
+    assert grid_kernels._arrivals(pre, config, 0.5, False)[4] is None

@@ -462,7 +462,7 @@ __global__ void eventprop_recurrent_backward(
 // gradients are summed during the sweep. d_arrivals null: no arrival gradients.
 
 // One past the last arrival (from e on) injected at or before step k.
-__device__ __forceinline__ int ep_grid_upto(long long b, const long long* bins, int arrivals,
+__device__ __forceinline__ int ep_grid_upto(long long b, const int* bins, int arrivals,
                                             int e, long long k) {
     while (e < arrivals && bins[b * arrivals + e] <= k) {
         ++e;
@@ -472,7 +472,7 @@ __device__ __forceinline__ int ep_grid_upto(long long b, const long long* bins, 
 
 // acc_i, acc_v <- the sums of the injections of arrivals [lo, hi) at step k.
 template <typename T>
-__device__ void ep_grid_inject(long long b, const T* arr_t, const long long* src,
+__device__ void ep_grid_inject(long long b, const T* arr_t, const int* src,
                                const T* weight_t, const T* grid_t, T* acc_i, T* acc_v,
                                int neurons, int arrivals, int lo, int hi, long long k, T tm,
                                T ts) {
@@ -483,7 +483,7 @@ __device__ void ep_grid_inject(long long b, const T* arr_t, const long long* src
     for (int e = lo; e < hi; ++e) {
         const T gap = grid_t[k] - arr_t[b * arrivals + e];
         const T es = exp(-gap / ts), kv = ep_voltage(T(0), T(1), gap, tm, ts);
-        const T* row = weight_t + src[b * arrivals + e] * neurons;
+        const T* row = weight_t + static_cast<long long>(src[b * arrivals + e]) * neurons;
         for (int m = 0; m < neurons; ++m) {
             acc_i[m] += row[m] * es;
             acc_v[m] += row[m] * kv;
@@ -495,7 +495,7 @@ __device__ void ep_grid_inject(long long b, const T* arr_t, const long long* src
 // a neuron exceeds max_spikes (the host raises).
 template <typename T>
 __device__ void ep_grid_forward_sample(
-    long long b, const T* arr_t, const long long* bins, const long long* src, const T* weight_t,
+    long long b, const T* arr_t, const int* bins, const int* src, const T* weight_t,
     const T* recurrent_t, const T* grid_t, T* times, T* currents, long long* spike_step,
     long long* counts, T* v, T* i, T* acc_i, T* acc_v, T* late, int neurons, int arrivals,
     int steps, int cap, int max_spikes, T dt, T tm, T ts, T theta, T v_after, T duration) {
@@ -532,7 +532,8 @@ __device__ void ep_grid_forward_sample(
             for (int a = e; a < hi; ++a) {
                 const T tau = arr_t[b * arrivals + a];
                 if (tau < t_star) {
-                    before += exp(-(t_star - tau) / ts) * weight_t[src[b * arrivals + a] * neurons + m];
+                    const long long am = static_cast<long long>(src[b * arrivals + a]) * neurons;
+                    before += exp(-(t_star - tau) / ts) * weight_t[am + m];
                 }
             }
             const T i_star = i[m] / exp(-lt / ts) + before;
@@ -585,7 +586,7 @@ __device__ void ep_grid_forward_sample(
 // scratch a_v, a_i, g_k [N], pk [N] (next spike slot per neuron).
 template <typename T>
 __device__ void ep_grid_backward_sample(
-    long long b, const T* arr_t, const long long* bins, const long long* src, const T* weight_t,
+    long long b, const T* arr_t, const int* bins, const int* src, const T* weight_t,
     const T* recurrent_t, const T* grid_t, const T* times, const T* currents,
     const long long* spike_step, const T* grad, const long long* counts, T* a_v, T* a_i,
     T* g_k, long long* pk, T* d_weight_t, T* d_recurrent_t, T* d_arrivals, int neurons,
@@ -677,7 +678,8 @@ __device__ void ep_grid_backward_sample(
                         continue;
                     }
                     const T lag = t_star - tau;
-                    const long long mj = src[b * arrivals + e] * neurons + m;
+                    const long long mj =
+                        static_cast<long long>(src[b * arrivals + e]) * neurons + m;
                     const T d_ai = delta * ep_voltage(T(0), T(1), lag, tm, ts);
                     ep_accumulate(&d_weight_t[mj], d_ai);
                     if (d_arrivals != nullptr) {
@@ -699,7 +701,7 @@ __device__ void ep_grid_backward_sample(
 
 template <typename T>
 __global__ void eventprop_grid_forward(
-    const T* arr_t, const long long* bins, const long long* src, const T* weight_t,
+    const T* arr_t, const int* bins, const int* src, const T* weight_t,
     const T* recurrent_t, const T* grid_t, T* times, T* currents, long long* spike_step,
     long long* counts, T* scratch, int batch, int neurons, int arrivals, int steps, int cap,
     int max_spikes, T dt, T tm, T ts, T theta, T v_after, T duration) {
@@ -717,7 +719,7 @@ __global__ void eventprop_grid_forward(
 
 template <typename T>
 __global__ void eventprop_grid_backward(
-    const T* arr_t, const long long* bins, const long long* src, const T* weight_t,
+    const T* arr_t, const int* bins, const int* src, const T* weight_t,
     const T* recurrent_t, const T* grid_t, const T* times, const T* currents,
     const long long* spike_step, const T* grad, const long long* counts, T* scratch,
     long long* pk, T* d_weight_t, T* d_recurrent_t, T* d_arrivals, int batch, int neurons,

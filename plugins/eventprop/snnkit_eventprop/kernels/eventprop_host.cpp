@@ -90,7 +90,7 @@ void eventprop_recurrent_backward_host(
 
 template <typename T>
 void eventprop_grid_forward_host(
-    const T* arr_t, const long long* bins, const long long* src, const T* weight_t,
+    const T* arr_t, const int* bins, const int* src, const T* weight_t,
     const T* recurrent_t, const T* grid_t, T* times, T* currents, long long* spike_step,
     long long* counts, T* scratch, int batch, int neurons, int arrivals, int steps, int cap,
     int max_spikes, T dt, T tm, T ts, T theta, T v_after, T duration) {
@@ -108,7 +108,7 @@ void eventprop_grid_forward_host(
 
 template <typename T>
 void eventprop_grid_backward_host(
-    const T* arr_t, const long long* bins, const long long* src, const T* weight_t,
+    const T* arr_t, const int* bins, const int* src, const T* weight_t,
     const T* recurrent_t, const T* grid_t, const T* times, const T* currents,
     const long long* spike_step, const T* grad, const long long* counts, T* scratch,
     long long* pk, T* d_weight_parts, T* d_recurrent_parts, T* d_arrivals, int batch,
