@@ -167,7 +167,8 @@ def _gradient(obj: Any) -> str:
 
 def _check_run_defaults(name: str, defaults: Any, where: str = "run_defaults") -> None:
     """Keys are :class:`snnkit.train.RunConfig` fields, plus ``events``: the same for event
-    methods (the dataset recipes' layout)."""
+    methods (the dataset recipes' layout), and at the top ``datasets``: per dataset name,
+    the same layout again (settings for that dataset only)."""
     from dataclasses import fields
 
     from snnkit.train import RunConfig
@@ -175,14 +176,26 @@ def _check_run_defaults(name: str, defaults: Any, where: str = "run_defaults") -
     if not isinstance(defaults, Mapping):
         raise PluginError(f"gradient '{name}': {where} must be a mapping, got {defaults!r}")
     known = {f.name for f in fields(RunConfig)}
-    unknown = sorted(set(defaults) - known - ({"events"} if where == "run_defaults" else set()))
+    nested = {"events"} if not where.endswith("['events']") else set()
+    top = where == "run_defaults"
+    unknown = sorted(set(defaults) - known - nested - ({"datasets"} if top else set()))
     if unknown:
         raise PluginError(
             f"gradient '{name}': {where} has no setting {', '.join(map(repr, unknown))}; "
-            "its keys are fields of snnkit.train.RunConfig (and 'events' for event recipes)"
+            "its keys are fields of snnkit.train.RunConfig (and 'events' for event recipes, "
+            "'datasets' for settings per dataset)"
         )
-    if "events" in defaults and where == "run_defaults":
-        _check_run_defaults(name, defaults["events"], "run_defaults['events']")
+    if "events" in defaults and nested:
+        _check_run_defaults(name, defaults["events"], f"{where}['events']")
+    if top and "datasets" in defaults:
+        per_dataset = defaults["datasets"]
+        if not isinstance(per_dataset, Mapping):
+            raise PluginError(
+                f"gradient '{name}': run_defaults['datasets'] must map dataset names to "
+                f"settings, got {per_dataset!r}"
+            )
+        for dataset, settings in per_dataset.items():
+            _check_run_defaults(name, settings, f"run_defaults['datasets'][{dataset!r}]")
 
 
 _CHECKS = {

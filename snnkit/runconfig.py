@@ -186,13 +186,26 @@ class RunConfig:
         check_device(self.device)
 
 
-def with_method_defaults(dataset_defaults, method) -> dict[str, Any]:
+def with_method_defaults(dataset_defaults, method, dataset: str | None = None) -> dict[str, Any]:
     """Dataset defaults overlaid with the method's ``run_defaults`` (RunConfig fields it
-    recommends, e.g. a surrogate or layer options); the user's choices still win."""
+    recommends, e.g. a surrogate or layer options), then with its settings for this
+    dataset, ``run_defaults["datasets"][dataset]``, merged in key by key (``*_options`` and
+    the ``events`` part included); the user's choices still win."""
+    general = dict(method.run_defaults)
+    own = general.pop("datasets", {}).get(dataset, {})
     out = dict(dataset_defaults)
-    for name, value in method.run_defaults.items():
+    for name, value in general.items():
         if name.endswith("_options"):
             value = {**out.get(name, {}), **value}
+        out[name] = value
+    return _merged(out, own)
+
+
+def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for name, value in top.items():
+        if name == "events" or name.endswith("_options"):
+            value = _merged(out.get(name, {}), value)
         out[name] = value
     return out
 
@@ -219,7 +232,7 @@ def resolve_run(config: RunConfig | ResolvedRun, registry: Registry | None = Non
     reg = registry or get_registry()
     method = reg.gradient(config.grad)
     dataset = reg.dataset(config.dataset)
-    defaults = with_method_defaults(dataset.defaults, method)
+    defaults = with_method_defaults(dataset.defaults, method, config.dataset)
     resolved = config.resolved(defaults, method.representation)
     resolved.validate()
     neuron = reg.neuron(resolved.neuron, dt=resolved.dt, **resolved.neuron_options)

@@ -498,6 +498,16 @@ BAD_REGISTRATIONS = {
         "register(named('x', run_defaults={'events': {'lrr': 1.0}}))",
         "run_defaults['events'] has no setting 'lrr'",
     ),
+    "unknown run default for a dataset": (
+        "gradient",
+        "register(named('x', run_defaults={'datasets': {'shd': {'events': {'lrr': 1.0}}}}))",
+        "run_defaults['datasets']['shd']['events'] has no setting 'lrr'",
+    ),
+    "run defaults per dataset not a mapping": (
+        "gradient",
+        "register(named('x', run_defaults={'datasets': ['shd']}))",
+        "run_defaults['datasets'] must map dataset names to settings",
+    ),
 }
 
 BAD_PLUGIN = """

@@ -159,6 +159,23 @@ def test_method_run_defaults_fill_unset_options_only():
     assert with_method_defaults({"lr": 0.1}, get_registry().gradient("bptt")) == {"lr": 0.1}
 
 
+def test_method_run_defaults_for_one_dataset_merge_into_its_recipe():
+    from snnkit.train import with_method_defaults
+
+    recipe = {"lr": 0.1, "events": {"loss": "sum_exp", "layer_options": {"max_spikes": 750}}}
+    own = {"events": {"layer_options": {"mode": "grid", "max_spikes": 1000}}}
+    method = type("M", (), {"run_defaults": {"surrogate": "atan", "datasets": {"shd": own}}})()
+    merged = with_method_defaults(recipe, method, "shd")
+    assert merged == {
+        "lr": 0.1,
+        "surrogate": "atan",
+        "events": {"loss": "sum_exp", "layer_options": {"max_spikes": 1000, "mode": "grid"}},
+    }
+    assert with_method_defaults(recipe, method, "yinyang") == {**recipe, "surrogate": "atan"}
+    cfg = RunConfig(layer_options={"mode": "exact"}).resolved(merged, "events")
+    assert cfg.layer_options == {"mode": "exact", "max_spikes": 1000}  # the user's wins
+
+
 def test_step_schedule_multiplies_the_rate_every_few_epochs():
     trainer = Trainer(RunConfig(epochs=7, lr=0.1, **{**TINY, "schedule": "step:0.5:3"}))
     rates = []
