@@ -842,6 +842,8 @@ def test_shd_ssc_recipe_is_the_loss_shaping_papers_for_every_method(grad, loss, 
     assert config.init_rate == 10.0 and config.readout_tau == 20.0
     assert config.neuron_options == {"tau_mem": 20.0, "tau_syn": 5.0}
     events = {"max_spikes": 750, "weight_mean": 0.3, "weight_std": 0.1}
+    if grad == "eventprop":  # the paper's 1 ms grid (the plugin's defaults for SHD and SSC)
+        events |= {"mode": "grid", "dt": 1.0, "max_spikes": 1000}
     assert config.layer_options == (events if grad == "eventprop" else {})
 
 
