@@ -9,13 +9,15 @@ The paper's SHD network and data pipeline, the defaults of ``snnkit run --datase
 outputs, batch 32, shift and blend augmentation, input weights scaled to ~10 Hz at the
 start), on synthetic SHD-format recordings of the real scale (benchmarks/synthetic_shd.py:
 700 channels, ~0.8 s and ~8000 spikes per recording). Methods: ``eventprop`` (event-exact,
-the compiled CPU kernels), ``eventprop-grid`` (``--layer-opt mode=grid dt=1``), ``exodus``
-and ``bptt`` (time-stepped at the paper's dt = 1 ms).
+``--layer-opt mode=exact``, the compiled CPU kernels), ``eventprop-grid`` (the recipe's
+default: grid mode at the paper's dt = 1 ms), ``exodus`` and ``bptt`` (time-stepped at the
+same dt).
 
 Each method runs in its own process: the Trainer is built (data loaded, weights scaled),
-then ``--batches`` training batches (forward, backward, Adam step) are timed, wall clock
-and process CPU time; an epoch (8156 recordings = 255 batches) is extrapolated from their
-mean. Peak memory is the process's peak resident set size (data loading and weight
+then ``--batches`` training batches are timed, wall clock and process CPU time, the input
+batch's construction (read from the cache, augmented, delay line, padded spike times or a
+raster) apart from the step (forward, backward, Adam step); an epoch (8156 recordings = 255
+batches) is extrapolated from the mean of both together. Peak memory is the process's peak resident set size (data loading and weight
 calibration included) and, per training step, the peak over the memory resident before it
 (the kernel's peak count is reset before the batch is built: the input batch, the state
 kept for the backward pass, the gradients). ``--parallel`` starts the methods' processes together (on a
@@ -40,7 +42,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 HERE = Path(__file__).resolve().parent
 TRAIN_RECORDINGS = 8156
 METHODS = {
-    "eventprop": {"grad": "eventprop"},
+    "eventprop": {"grad": "eventprop", "layer_options": {"mode": "exact"}},
     "eventprop-grid": {"grad": "eventprop", "layer_options": {"mode": "grid", "dt": 1.0}},
     "exodus": {"grad": "exodus"},
     "bptt": {"grad": "bptt"},
@@ -79,11 +81,15 @@ def one(method: str, root: Path, batches: int, threads: int) -> dict:
     n = batches * trainer.config.batch_size
     index = torch.randperm(len(trainer.data["train"]), generator=torch.Generator().manual_seed(0))
     before = _rss_mb()
-    walls, cpus, spikes, step_peaks, step_growth = [], [], [], [], []
+    walls, cpus, data_walls, data_cpus = [], [], [], []
+    spikes, step_peaks, step_growth = [], [], []
     for part in index[:n].split(trainer.config.batch_size):
         resident = _status_mb("VmRSS")
         _reset_peak()
+        t0, c0 = time.perf_counter(), time.process_time()
         x, y = trainer.batch("train", part)
+        data_walls.append(time.perf_counter() - t0)
+        data_cpus.append(time.process_time() - c0)
         t0, c0 = time.perf_counter(), time.process_time()
         trainer.model.reset_state()
         output, hidden = trainer.outputs(trainer.model(x))
@@ -109,8 +115,10 @@ def one(method: str, root: Path, batches: int, threads: int) -> dict:
         "hidden_rate_hz": spikes,
         "batch_seconds": walls,
         "batch_cpu_seconds": cpus,
-        "epoch_seconds_extrapolated": per_epoch * sum(walls) / len(walls),
-        "epoch_cpu_seconds_extrapolated": per_epoch * sum(cpus) / len(cpus),
+        "data_seconds": data_walls,
+        "data_cpu_seconds": data_cpus,
+        "epoch_seconds_extrapolated": per_epoch * (sum(walls) + sum(data_walls)) / len(walls),
+        "epoch_cpu_seconds_extrapolated": per_epoch * (sum(cpus) + sum(data_cpus)) / len(cpus),
         "peak_rss_mb": _rss_mb(),
         "rss_before_training_mb": before,
         "training_rss_growth_mb": _rss_mb() - before,
@@ -125,8 +133,10 @@ def _collect(method: str, proc: subprocess.Popen) -> dict:
         print(f"{method}: failed: {err.strip().splitlines()[-1:]}", flush=True)
         return {"method": method, "error": err.strip().splitlines()[-1:]}
     r = json.loads(out.strip().splitlines()[-1])
+    step, data = (sum(r[k]) / len(r[k]) for k in ("batch_cpu_seconds", "data_cpu_seconds"))
     print(
-        f"{method}: {r['epoch_seconds_extrapolated']:.0f} s/epoch "
+        f"{method}: a batch {step:.2f} CPU s + {data:.2f} to build it; "
+        f"{r['epoch_seconds_extrapolated']:.0f} s/epoch "
         f"({r['epoch_cpu_seconds_extrapolated']:.0f} CPU s), peak {r['peak_rss_mb']:.0f} MB "
         f"(+{r['training_rss_growth_mb']:.0f} MB training); a training step: peak "
         f"{r['step_peak_rss_mb']:.0f} MB, +{r['step_rss_growth_mb']:.0f} MB over the "
