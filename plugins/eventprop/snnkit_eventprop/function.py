@@ -74,10 +74,13 @@ class _EventLayer(torch.autograd.Function):
             d_arr, d_w, d_r = adjoint_layer(
                 record, grad.to(record.times.dtype), weight, recurrent, ctx.config
             )
-        B = ctx.pre_shape[0]
-        d_pre = d_arr.new_zeros(B, d_arr.shape[1])
-        d_pre.scatter_(1, record.order, d_arr)
-        return d_pre.view(ctx.pre_shape), d_w, d_r, None, None
+        d_pre = None
+        if ctx.needs_input_grad[0]:  # arrivals in time order -> the input's slots (the
+            # kernels' list drops the padding: slot 0 there, with a zero gradient)
+            B, n_in, k_in = ctx.pre_shape
+            d_pre = d_arr.new_zeros(B, n_in * k_in).scatter_add_(1, record.order, d_arr)
+            d_pre = d_pre.view(ctx.pre_shape)
+        return d_pre, d_w, d_r, None, None
 
 
 def spike_times(

@@ -13,13 +13,12 @@ and keeps no per-step state.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from snnkit.kernels import BLOCK, Backend, launch_grid
-from snnkit_eventprop.cuda import _OPTIONS, _check_bound, source, weight_groups
+from snnkit_eventprop.cuda import _OPTIONS, _check_bound, compact_arrivals, source, weight_groups
 from snnkit_eventprop.grid import schedule
 from snnkit_eventprop.regularise import count_regularised
 from snnkit_eventprop.simulate import LayerConfig
@@ -53,33 +52,15 @@ class GridRecord:
 
 
 def _arrivals(pre: torch.Tensor, config: LayerConfig, dt: float, keep_order: bool):
-    """The finite input spikes of ``pre [B, N_in, K_in]`` in time order (ties by input slot,
-    as :func:`snnkit_eventprop.simulate.arrivals`), ``[B, E]`` with ``E`` the most finite
-    spikes of a sample, not ``N_in * K_in``: ``(steps, times (inf padded), injection steps
-    (:func:`snnkit_eventprop.grid.schedule`'s; past ``steps`` for padding), sources, slots
-    in the input or None, grid times)``.
-
-    Padded inputs (SHD's delay lines: ~90 % ``inf``) are gathered and sorted sample by
-    sample, finite spikes only, so the temporaries are one sample's; steps and sources are
-    ``int32`` (half the memory the backward keeps)."""
-    B, _, k_in = pre.shape
-    rows = pre.detach().reshape(B, -1)
-    E = max((int((row < math.inf).sum()) for row in rows), default=0)  # row by row: no
-    # [B, N_in * K_in] temporaries (count_nonzero over dim 1 is ~10x slower here)
-    steps, _, grid = schedule(rows.new_zeros(1, 0), config, dt)
-    times = rows.new_full((B, E), math.inf)
-    bins = torch.full((B, E), steps + 1, dtype=torch.int32, device=pre.device)
-    sources = torch.zeros(B, E, dtype=torch.int32, device=pre.device)
-    order = torch.zeros(B, E, dtype=torch.int64, device=pre.device) if keep_order else None
-    for b, row in enumerate(rows):
-        slot = (row < math.inf).nonzero().squeeze(1)
-        t, by_time = torch.sort(row[slot], stable=True)
-        slot, n = slot[by_time], len(t)
-        times[b, :n] = t
-        bins[b, :n] = schedule(t[None], config, dt)[1][0]
-        sources[b, :n] = torch.div(slot, max(k_in, 1), rounding_mode="floor")
-        if order is not None:
-            order[b, :n] = slot
+    """``(steps, times, injection steps, sources, slots or None, grid times)``: the input
+    spikes as :func:`snnkit_eventprop.cuda.compact_arrivals` gives them (``[B, E]``, sources
+    ``int32``), each one's step as :func:`snnkit_eventprop.grid.schedule` (``int32``, past
+    ``steps`` for padding), computed row by row."""
+    times, sources, order = compact_arrivals(pre, keep_order, torch.int32)
+    steps, _, grid = schedule(times[:0], config, dt)
+    bins = torch.empty(times.shape, dtype=torch.int32, device=pre.device)
+    for b, row in enumerate(times):
+        bins[b] = schedule(row[None], config, dt)[1][0]
     return steps, times, bins, sources, order, grid
 
 
