@@ -859,6 +859,16 @@ def test_a_time_that_rounds_up_to_the_duration_in_float32_stays_inside():
     assert float(torch.tensor(999.99998, dtype=torch.float32)) == 1000.0  # the case is real
 
 
+def test_a_time_that_rounds_up_to_the_window_end_in_float32_is_binned_inside():
+    """The raster twin of the case above (an SHD run with --grad exodus stopped on it in
+    epoch 3): a float64 time within float32's spacing below the end goes to the last bin."""
+    times = np.array([999.99998, 10.0])
+    raster = pre.bin_batch(times, np.array([0, 1]), np.array([0, 0]), 1, 2, 1.0, 1000)
+    assert float(raster[999, 0, 0]) == 1.0 and float(raster.sum()) == 2.0
+    with pytest.raises(SnnkitError, match="falls into bin 1000"):
+        pre.bin_batch(np.array([1000.0]), np.array([0]), np.array([0]), 1, 2, 1.0, 1000)
+
+
 def test_delay_line_events_are_the_delayed_copies_in_place():
     """``_to_events`` writes the delay line's copies into their rows without sorting them:
     the same block as delaying first (preprocessing.delay_line) and sorting everything."""

@@ -196,8 +196,9 @@ def bin_batch(
         return out.view(steps, batch_size, num_channels)
     t = torch.from_numpy(np.ascontiguousarray(times, dtype=np.float32))
     bins = _bin_index(t, dt)
-    # rounding tolerance must not push an event inside the window past its last bin
-    inside = t.to(torch.float64) < steps * dt
+    # neither the rounding tolerance nor float32 (a float64 time within its spacing below
+    # the window's end rounds up to it) may push an event inside the window past its last bin
+    inside = torch.from_numpy(np.asarray(times, dtype=np.float64) < steps * dt)
     bins = torch.where(inside, bins.clamp(max=steps - 1), bins)
     last = int(bins.max())
     if last >= steps:
