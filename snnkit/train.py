@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import platform
 import resource
@@ -47,6 +48,8 @@ from snnkit.runconfig import (  # noqa: F401  re-exported: snnkit.train's public
     step_schedule,
     with_method_defaults,
 )
+
+_EVAL_BYTES = 1 << 28  # inputs of one evaluation forward, at most (Trainer._eval_chunk)
 
 
 @dataclass
@@ -390,13 +393,27 @@ class Trainer:
         self.optimizer.step()
         return "stepped"
 
+    def _eval_chunk(self, split: str) -> int:
+        """Samples per evaluation forward: up to 256 (fewer steps on small data) while their
+        inputs fit in 256 MB, never fewer than the training batch. Inputs built per batch
+        (recorded datasets' spike times) get the training batch: their size is unknown
+        until built (an SHD raster is 28 MB a recording, 256 of them 7 GB)."""
+        inputs, n = self.inputs[split], max(len(self.data[split]), 1)
+        shape = getattr(inputs, "shape", None) or getattr(
+            getattr(inputs, "times", None), "shape", None
+        )
+        if shape is None:
+            return self.config.batch_size
+        per_sample = 4 * math.prod(shape) // n
+        return max(self.config.batch_size, min(256, _EVAL_BYTES // max(per_sample, 1)))
+
     @torch.no_grad()
     def evaluate(self, split: str) -> tuple[float, float]:
         """Mean loss and accuracy on ``split``."""
         self.model.eval()
         n = len(self.data[split])
         total, correct = 0.0, 0
-        chunks = torch.arange(n).split(max(self.config.batch_size, 256))
+        chunks = torch.arange(n).split(self._eval_chunk(split))
         for index in chunks[self.world.rank :: self.world.size]:  # under DDP: a share each
             x, y = self.batch(split, index)
             self.model.reset_state()

@@ -176,6 +176,16 @@ def test_method_run_defaults_for_one_dataset_merge_into_its_recipe():
     assert cfg.layer_options == {"mode": "exact", "max_spikes": 1000}  # the user's wins
 
 
+def test_evaluation_chunks_are_large_only_for_small_inputs():
+    """Up to 256 samples per evaluation forward, unless their inputs pass 256 MB: an SHD
+    raster (1000 steps x 7000 inputs) is 28 MB a recording, so evaluation runs in batches."""
+    trainer = Trainer(RunConfig(**TINY))
+    n = len(trainer.data["test"])
+    assert trainer._eval_chunk("test") == 256
+    trainer.inputs["test"] = torch.zeros(1).expand(1000, n, 7000)  # its shape, no memory
+    assert trainer._eval_chunk("test") == trainer.config.batch_size
+
+
 def test_step_schedule_multiplies_the_rate_every_few_epochs():
     trainer = Trainer(RunConfig(epochs=7, lr=0.1, **{**TINY, "schedule": "step:0.5:3"}))
     rates = []
