@@ -3,6 +3,8 @@
     python benchmarks/eventprop_shd.py                 # 2 timed batches per method
     python benchmarks/eventprop_shd.py --batches 5 --methods eventprop exodus
     python benchmarks/eventprop_shd.py --batches 1 --parallel  # all methods at once
+    python benchmarks/eventprop_shd.py --data DIR --methods eventprop-grid \
+        --checkpoint eventprop-grid=RUN/checkpoint.pt     # at trained weights (higher rates)
 
 The paper's SHD network and data pipeline, the defaults of ``snnkit run --dataset shd``
 (snnkit/data/neuromorphic.py: 7000 delay-line inputs, 256 recurrent LIF neurons, 20 LI
@@ -67,8 +69,9 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def one(method: str, root: Path, batches: int, threads: int) -> dict:
-    """Time ``batches`` training batches of ``method`` in this process."""
+def one(method: str, root: Path, batches: int, threads: int, checkpoint: Path | None) -> dict:
+    """Time ``batches`` training batches of ``method`` in this process (from the weights of
+    a ``snnkit run`` checkpoint of the same network, if given)."""
     import torch
 
     from snnkit.train import RunConfig, Trainer
@@ -77,6 +80,8 @@ def one(method: str, root: Path, batches: int, threads: int) -> dict:
     config = RunConfig(dataset="shd", data_dir=str(root), epochs=1, **METHODS[method])
     start = time.perf_counter()
     trainer = Trainer(config)
+    if checkpoint is not None:
+        trainer.load(checkpoint)
     setup = time.perf_counter() - start
     n = batches * trainer.config.batch_size
     index = torch.randperm(len(trainer.data["train"]), generator=torch.Generator().manual_seed(0))
@@ -109,6 +114,7 @@ def one(method: str, root: Path, batches: int, threads: int) -> dict:
         "method": method,
         "network": trainer.config.arch,
         "inputs": trainer.data["train"].num_inputs,
+        "checkpoint": None if checkpoint is None else str(checkpoint),
         "batch_size": trainer.config.batch_size,
         "setup_seconds": setup,
         "initial_hidden_rate_hz": trainer.initial_rate,
@@ -154,12 +160,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP CPU threads")
     parser.add_argument("--data", type=Path, help="an SHD folder to use (default: synthetic)")
     parser.add_argument("--parallel", action="store_true", help="run the methods together")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="METHOD=PATH",
+        help="start METHOD from a snnkit run checkpoint (e.g. trained weights, higher rates)",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--from-checkpoint", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS / "eventprop_shd.json")
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(one(args.one, args.data, args.batches, args.threads)))
+        result = one(args.one, args.data, args.batches, args.threads, args.from_checkpoint)
+        print(json.dumps(result))
         return 0
+    checkpoints = dict(item.split("=", 1) for item in args.checkpoint if "=" in item)
+    if len(checkpoints) != len(args.checkpoint) or set(checkpoints) - set(args.methods):
+        parser.error("--checkpoint takes METHOD=PATH, METHOD one of the --methods")
     sys.path.insert(0, str(HERE))
     import synthetic_shd
 
@@ -176,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         for method in args.methods:
             cmd = [sys.executable, __file__, "--one", method, "--data", str(root),
                    "--batches", str(args.batches), "--threads", str(args.threads)]  # fmt: skip
+            if method in checkpoints:
+                cmd += ["--from-checkpoint", checkpoints[method]]
             procs[method] = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
