@@ -195,10 +195,10 @@ def li_readout(
     flat = times.reshape(B, N * K)
     finite = torch.isfinite(flat)
     t = torch.where(finite, flat, torch.full_like(flat, duration))
-    order = torch.argsort(t.detach(), dim=1, stable=True)
     used = int(finite.sum(1).max()) if flat.numel() else 0
-    order = order[:, :used]
-    source = torch.arange(N, device=times.device).repeat_interleave(K)
-    jumps = weight.t()[source][None] * finite[..., None].to(weight.dtype)  # [B, N*K, C]
-    jumps = jumps.gather(1, order[..., None].expand(-1, -1, weight.shape[0]))
+    order = torch.argsort(t.detach(), dim=1, stable=True)[:, :used]  # time order, padding last
+    # each used spike's jump is its neuron's weight column, gathered for the used spikes only
+    # ([B, used, C], not [B, N*K, C]: at 125 Hz on SHD's 256 neurons 0.1 rather than 0.5 GB)
+    source = torch.div(order, max(K, 1), rounding_mode="floor")
+    jumps = weight.t()[source] * finite.gather(1, order)[..., None].to(weight.dtype)
     return LIReadout(t.gather(1, order), jumps, kernel, duration)
