@@ -225,7 +225,8 @@ class EventNetwork(nn.Module):
                 f"input spike times must be [B, {n_in}, K] (the network has {n_in} inputs), "
                 f"got {tuple(times.shape)}; check the dataset and the shape string"
             )
-        # Events checked the times (no NaN, sorted, inside the window) when it was built
+        if times.numel() and math.isnan(float(times.detach().amin())):  # NaN propagates
+            raise SnnkitError("input spike times contain NaN; use inf for 'no spike'")
         pre = times.to(self.output.weight.dtype)
         spikes = []
         for layer, base in zip(self.spiking_layers(), self.configs, strict=True):
