@@ -529,12 +529,13 @@ __device__ void ep_grid_forward_sample(
             }
             const T lt = grid_t[k] - t_star;
             T before = T(0);
-            for (int a = e; a < hi; ++a) {
+            for (int a = e; a < hi; ++a) {  // the step's arrivals are in time order
                 const T tau = arr_t[b * arrivals + a];
-                if (tau < t_star) {
-                    const long long am = static_cast<long long>(src[b * arrivals + a]) * neurons;
-                    before += exp(-(t_star - tau) / ts) * weight_t[am + m];
+                if (!(tau < t_star)) {
+                    break;
                 }
+                const long long am = static_cast<long long>(src[b * arrivals + a]) * neurons;
+                before += exp(-(t_star - tau) / ts) * weight_t[am + m];
             }
             const T i_star = i[m] / exp(-lt / ts) + before;
             const long long c = counts[m];
@@ -673,9 +674,9 @@ __device__ void ep_grid_backward_sample(
                 const T delta = jumped - a_v[m];
                 a_v[m] = jumped;
                 for (int e = lo; e < hi; ++e) {  // the step's arrivals before t* see the jump
-                    const T tau = arr_t[b * arrivals + e];
+                    const T tau = arr_t[b * arrivals + e];  // (in time order)
                     if (!(tau < t_star)) {
-                        continue;
+                        break;
                     }
                     const T lag = t_star - tau;
                     const long long mj =
