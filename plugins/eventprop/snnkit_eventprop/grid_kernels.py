@@ -26,8 +26,9 @@ from snnkit_eventprop.simulate import LayerConfig
 __all__ = ["GridRecord", "adjoint", "grid_layer", "run"]
 
 _CAP = 32  # first spike-buffer size per neuron; grown (re-run) when a neuron fires more
-# the buffer size that held every spike of the last batch, per (neurons, steps), plus a
-# margin: a training run's rates drift slowly, so its forward kernel runs once per batch
+# the next forward's spike-buffer size per (neurons, steps): twice the last batch's most
+# spikes of a neuron (which varies ~2x from batch to batch at SHD scale), shrinking by 1/8
+# per batch at most, so a training run's forward kernel runs once per batch
 _LAST_CAP: dict[tuple[int, int], int] = {}
 _GROUPS = 16  # CPU backward: at most this many sample groups, each with its own dW slice
 
@@ -107,7 +108,8 @@ def run(
             if top <= cap:
                 break
             cap = top  # re-run with a buffer that holds every spike
-        _LAST_CAP[(N, steps)] = min(max(_CAP, top + top // 4), bound)
+        last = _LAST_CAP.get((N, steps), _CAP)
+        _LAST_CAP[(N, steps)] = min(max(_CAP, 2 * top, last - last // 8), bound)
         trim = lambda x: x[..., :top].contiguous()  # noqa: E731
         return GridRecord(
             trim(spikes), trim(currents), trim(spike_step), counts, times, bins, sources, order,
