@@ -844,6 +844,7 @@ def test_shd_ssc_recipe_is_the_loss_shaping_papers_for_every_method(grad, loss, 
     events = {"max_spikes": 750, "weight_mean": 0.3, "weight_std": 0.1}
     if grad == "eventprop":  # the paper's 1 ms grid (the plugin's defaults for SHD and SSC)
         events |= {"mode": "grid", "dt": 1.0, "max_spikes": 1000}
+        events |= {"reg_strength": 1e-6, "reg_target": 14.0}  # and the paper's regulariser
     assert config.layer_options == (events if grad == "eventprop" else {})
 
 
