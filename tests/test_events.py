@@ -186,3 +186,26 @@ def test_float32_grid_times_long_recording(dt):
     r = ev.to_raster(dt)
     assert r.shape == (2000, 1, 1) and r.eq(1).all()
     assert torch.equal(Events.from_raster(r, dt).times, ev.times)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+def test_spikes_in_time_order_are_the_sorted_finite_spikes(dtype):
+    """Per sample, the finite spikes sorted by time (ties by slot), as a full stable sort
+    of the flat block gives them, without its trailing padding."""
+    from snnkit.events import spikes_in_time_order
+
+    gen = torch.Generator().manual_seed(0)
+    times = (torch.randint(0, 40, (5, 30, 6), generator=gen) * 0.5).to(dtype)  # ties
+    times[torch.rand(times.shape, generator=gen) < 0.6] = math.inf
+    times[4] = math.inf  # a sample without spikes
+    got, neurons, slots = spikes_in_time_order(times)
+    want, order = torch.sort(times.reshape(5, -1), dim=1, stable=True)
+    E = got.shape[1]
+    assert E == int(torch.isfinite(times).flatten(1).sum(1).max()) < 30 * 6
+    assert torch.equal(got, want[:, :E])
+    finite = torch.isfinite(got)
+    assert torch.equal(slots[finite], order[:, :E][finite])
+    assert torch.equal(neurons[finite], (order[:, :E] // 6)[finite])
+    assert not bool(slots[~finite].any()) and not bool(neurons[~finite].any())
+    small, idx, none = spikes_in_time_order(times, keep_order=False, index_dtype=torch.int32)
+    assert none is None and idx.dtype == torch.int32 and torch.equal(small, got)

@@ -18,8 +18,9 @@ import torch
 
 from snnkit import kernels
 from snnkit.errors import SnnkitError
+from snnkit.events import spikes_in_time_order
 from snnkit.kernels import Backend, launch_grid
-from snnkit_eest.forward import LayerConfig, LayerRecord, arrivals
+from snnkit_eest.forward import LayerConfig, LayerRecord
 
 __all__ = ["CUDA", "HOST", "backward_layer", "run_layer", "source"]
 
@@ -43,8 +44,7 @@ def run_layer(
 ) -> LayerRecord:
     """Forward pass by the kernels (the record of :func:`snnkit_eest.forward.run_layer`)."""
     with torch.no_grad():
-        times, sources, order = arrivals(pre)
-        times, sources = times.contiguous(), sources.to(torch.int64).contiguous()
+        times, sources, order = spikes_in_time_order(pre)
         B, E = times.shape
         N, n_in = weight.shape
         w = weight.detach().to(pre.dtype).contiguous()

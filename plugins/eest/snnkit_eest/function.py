@@ -65,9 +65,13 @@ class _EESTLayer(torch.autograd.Function):
             d_arr, d_w = cuda.backward_layer(ctx.backend, record, grad, weight, ctx.config)
         else:
             d_arr, d_w = backward_layer(record, grad, weight, ctx.config)
-        d_pre = d_arr.new_zeros(ctx.pre_shape[0], d_arr.shape[1])
-        d_pre.scatter_(1, record.order, d_arr)
-        return d_pre.view(ctx.pre_shape).to(grad.dtype), d_w.to(weight.dtype), None, None
+        d_pre = None
+        if ctx.needs_input_grad[0]:  # arrivals in time order -> the input's slots (the
+            # kernels' list drops the padding: slot 0 there, with a zero gradient)
+            B, n_in, k_in = ctx.pre_shape
+            d_pre = d_arr.new_zeros(B, n_in * k_in).scatter_add_(1, record.order, d_arr)
+            d_pre = d_pre.view(ctx.pre_shape).to(grad.dtype)
+        return d_pre, d_w.to(weight.dtype), None, None
 
 
 def spike_times(pre: torch.Tensor, weight: torch.Tensor, config: LayerConfig, **options):

@@ -17,12 +17,12 @@ sample's spike order for the backward (``LayerRecord.log``). The grid mode's ker
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 
 from snnkit import kernels
 from snnkit.errors import SnnkitError
+from snnkit.events import spikes_in_time_order
 from snnkit.kernels import BLOCK, Backend, launch_grid
 from snnkit_eventprop.simulate import LayerConfig, LayerRecord
 
@@ -32,7 +32,6 @@ __all__ = [
     "adjoint",
     "adjoint_layer",
     "adjoint_recurrent_layer",
-    "compact_arrivals",
     "run",
     "run_layer",
     "run_recurrent_layer",
@@ -56,41 +55,12 @@ def host_source() -> str:
     return kernels.read_source("snnkit_eventprop", "kernels/eventprop_host.cpp")
 
 
-def compact_arrivals(
-    pre: torch.Tensor, keep_order: bool = True, index_dtype: torch.dtype = torch.int64
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The finite input spikes of ``pre [B, N_in, K_in]`` in time order, ties by input slot
-    (as :func:`snnkit_eventprop.simulate.arrivals`), but ``[B, E]`` with ``E`` the most
-    finite spikes of a sample, not ``N_in * K_in``: times (``inf`` padded), sources (in
-    ``index_dtype``), their slots in the input (0 for padding: scatter with add; ``None``
-    unless ``keep_order``).
-
-    Gathered and sorted sample by sample, finite spikes only: padded inputs (SHD's delay
-    lines are ~90 % ``inf``) never make ``[B, N_in * K_in]`` temporaries."""
-    B, _, k_in = pre.shape
-    rows = pre.detach().reshape(B, -1)
-    E = max((int((row < math.inf).sum()) for row in rows), default=0)  # row by row: no
-    # [B, N_in * K_in] temporaries (count_nonzero over dim 1 is ~10x slower here)
-    times = rows.new_full((B, E), math.inf)
-    sources = torch.zeros(B, E, dtype=index_dtype, device=pre.device)
-    order = torch.zeros(B, E, dtype=torch.int64, device=pre.device) if keep_order else None
-    for b, row in enumerate(rows):
-        slot = (row < math.inf).nonzero().squeeze(1)
-        t, by_time = torch.sort(row[slot], stable=True)
-        slot, n = slot[by_time], len(t)
-        times[b, :n] = t
-        sources[b, :n] = torch.div(slot, max(k_in, 1), rounding_mode="floor")
-        if order is not None:
-            order[b, :n] = slot
-    return times, sources, order
-
-
 def run_layer(
     backend: Backend, pre: torch.Tensor, weight: torch.Tensor, config: LayerConfig
 ) -> LayerRecord:
     """Feed-forward layer forward pass by the kernels (same record as the torch path)."""
     with torch.no_grad():
-        times, sources, order = compact_arrivals(pre)
+        times, sources, order = spikes_in_time_order(pre)
         B, E = times.shape
         N, n_in = weight.shape
         w = weight.detach().to(pre.dtype).contiguous()
@@ -208,7 +178,7 @@ def run_recurrent_layer(
 ) -> LayerRecord:
     """Recurrent layer forward pass by the kernels: spikes, currents and each sample's log."""
     with torch.no_grad():
-        times, sources, order = compact_arrivals(pre)
+        times, sources, order = spikes_in_time_order(pre)
         B, E = times.shape
         N, n_in = weight.shape
         w = weight.detach().to(pre.dtype).contiguous()

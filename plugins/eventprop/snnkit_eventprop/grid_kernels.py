@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
+from snnkit.events import spikes_in_time_order
 from snnkit.kernels import BLOCK, Backend, launch_grid
-from snnkit_eventprop.cuda import _OPTIONS, _check_bound, compact_arrivals, source, weight_groups
+from snnkit_eventprop.cuda import _OPTIONS, _check_bound, source, weight_groups
 from snnkit_eventprop.grid import schedule
 from snnkit_eventprop.regularise import count_regularised
 from snnkit_eventprop.simulate import LayerConfig
@@ -54,10 +55,10 @@ class GridRecord:
 
 def _arrivals(pre: torch.Tensor, config: LayerConfig, dt: float, keep_order: bool):
     """``(steps, times, injection steps, sources, slots or None, grid times)``: the input
-    spikes as :func:`snnkit_eventprop.cuda.compact_arrivals` gives them (``[B, E]``, sources
+    spikes as :func:`snnkit.events.spikes_in_time_order` gives them (``[B, E]``, sources
     ``int32``), each one's step as :func:`snnkit_eventprop.grid.schedule` (``int32``, past
     ``steps`` for padding), computed row by row."""
-    times, sources, order = compact_arrivals(pre, keep_order, torch.int32)
+    times, sources, order = spikes_in_time_order(pre, keep_order, torch.int32)
     steps, _, grid = schedule(times[:0], config, dt)
     bins = torch.empty(times.shape, dtype=torch.int32, device=pre.device)
     for b, row in enumerate(times):
