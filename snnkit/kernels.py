@@ -51,6 +51,7 @@ __all__ = [
 
 BACKENDS: tuple[str, ...] = ("auto", "cuda", "cpu", "torch")
 BLOCK = 128  # threads per block of the one-thread-per-column kernels
+_PARTS_BYTES = 1 << 25  # a CPU driver's partial sums across the batch, at most (32 MB)
 _CTYPES = {torch.float32: "float", torch.float64: "double"}
 _INT32 = (-(2**31), 2**31 - 1)
 
@@ -216,6 +217,19 @@ class Backend:
         self, source: str, name: str, dtype: torch.dtype, options: Sequence[str] = ()
     ) -> Kernel:
         return self.compile(source + self.extra(), name + self.suffix, dtype, tuple(options))
+
+    def partial_sums(
+        self, batch: int, size: int, dtype: torch.dtype, most: int | None = None
+    ) -> int:
+        """How many sample groups a CPU driver's reduction across the batch uses, each
+        summing into its own slice of ``size`` elements (e.g. a weight gradient): at most
+        ``most`` (default :attr:`groups`), ``batch``, and as many slices as 32 MB hold (at
+        a 7000 x 256 weight 4, not 32 slices of 7 MB). A function of the shapes alone, so
+        results do not depend on the thread count. 1 on CUDA (``atomicAdd``)."""
+        if not self.groups:
+            return 1
+        fit = _PARTS_BYTES // max(size * dtype.itemsize, 1)
+        return max(1, min(self.groups if most is None else most, batch, fit))
 
 
 def cuda_backend() -> Backend:

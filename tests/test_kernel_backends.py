@@ -109,3 +109,18 @@ def test_columns_unfit_names_what_the_column_kernels_do_not_run():
     assert kernels.columns_unfit(X, (one,), w_rec=torch.ones(3, 3)) == "recurrent layers"
     assert kernels.columns_unfit(X[:0], (one,)) == "a current of shape (0, 1, 3)"
     assert "more than one dimension" in kernels.columns_unfit(X, (torch.ones(1, 3),))
+
+
+def test_partial_sums_are_bounded_by_the_batch_and_32_mb():
+    """A CPU driver's per-group slices: at most its groups and the batch, and no more than
+    32 MB of them (SHD's 7000 x 256 float32 weight: 4 slices); CUDA sums with atomics."""
+    from snnkit.kernels import cpu_backend, cuda_backend
+
+    cpu = cpu_backend(str, groups=32)
+    assert cpu.partial_sums(64, 10 * 20, torch.float64) == 32
+    assert cpu.partial_sums(5, 10 * 20, torch.float64) == 5
+    assert cpu.partial_sums(64, 10 * 20, torch.float64, most=16) == 16
+    assert cpu.partial_sums(32, 7000 * 256, torch.float32) == 4
+    assert cpu.partial_sums(32, 7000 * 256, torch.float64) == 2
+    assert cpu.partial_sums(32, 10**8, torch.float32) == 1
+    assert cuda_backend().partial_sums(32, 10, torch.float32) == 1

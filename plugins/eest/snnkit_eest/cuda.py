@@ -96,8 +96,8 @@ def backward_layer(backend: Backend, record: LayerRecord, grad, weight, config: 
         E = record.arrival_times.shape[1]
         n_in = weight.shape[1]
         g = torch.where(torch.isfinite(times), grad.to(dtype), torch.zeros_like(times))
-        groups = min(backend.groups, B)
-        d_w = torch.zeros(max(groups, 1), N, n_in, dtype=dtype, device=times.device)
+        groups = backend.partial_sums(B, N * n_in, dtype)
+        d_w = torch.zeros(groups, N, n_in, dtype=dtype, device=times.device)
         d_arr = torch.zeros(B, E, dtype=dtype, device=times.device)
         args = (
             record.arrival_times.contiguous(),

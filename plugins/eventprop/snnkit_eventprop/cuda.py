@@ -36,13 +36,11 @@ __all__ = [
     "run_layer",
     "run_recurrent_layer",
     "source",
-    "weight_groups",
 ]
 
 _OPTIONS = ("--fmad=false",)
 _CAP = 8  # first spike-buffer size per neuron; grown (re-run) when a neuron fires more
 _GROUPS = 32  # CPU backward: sample groups, each with its own weight-gradient slice
-_PARTS_BYTES = 1 << 25  # ... and at most this much memory for those slices together
 
 
 @functools.cache
@@ -119,7 +117,7 @@ def adjoint_layer(
         E = record.arrival_times.shape[1]
         n_in = weight.shape[1]
         g = torch.where(torch.isfinite(times), grad.to(dtype), torch.zeros_like(times))
-        groups = weight_groups(backend, B, N * n_in, dtype, backend.groups)
+        groups = backend.partial_sums(B, N * n_in, dtype)
         d_w = torch.zeros(groups, N, n_in, dtype=dtype, device=times.device)
         d_arr = torch.zeros(B, E, dtype=dtype, device=times.device)
         counts = record.counts.to(torch.int64).contiguous()
@@ -147,16 +145,6 @@ def adjoint_layer(
         kernel = backend.kernel(source(), "eventprop_backward", dtype, _OPTIONS)
         kernel(launch_grid(B * N), (BLOCK,), args + ((groups,) if backend.groups else ()))
         return d_arr, d_w.sum(0).to(weight.dtype)
-
-
-def weight_groups(backend: Backend, batch: int, size: int, dtype: torch.dtype, most: int) -> int:
-    """Sample groups of a CPU backward, each summing into its own weight-gradient slice of
-    ``size`` elements: at most ``most``, ``batch``, and as many slices as 32 MB hold (at
-    SHD's 7000 x 256 input weights 4 of 7 MB, not 32 of 229 MB). A function of the shapes
-    alone, so the gradients do not depend on the thread count. 1 on CUDA (``atomicAdd``)."""
-    if not backend.groups:
-        return 1
-    return max(1, min(most, batch, _PARTS_BYTES // max(size * dtype.itemsize, 1)))
 
 
 def _check_bound(counts: torch.Tensor, config: LayerConfig) -> None:
@@ -236,7 +224,7 @@ def adjoint_recurrent_layer(
         n_in = weight.shape[1]
         log_neuron, log_before, totals = record.log
         g = torch.where(torch.isfinite(times), grad.to(dtype), torch.zeros_like(times))
-        groups = weight_groups(backend, B, N * (n_in + N), dtype, backend.groups)
+        groups = backend.partial_sums(B, N * (n_in + N), dtype)
         d_w = torch.zeros(groups, N, n_in, dtype=dtype, device=device)
         d_r = torch.zeros(groups, N, N, dtype=dtype, device=device)
         d_arr = torch.zeros(B, E, dtype=dtype, device=device)

@@ -19,7 +19,7 @@ import torch
 
 from snnkit.events import spikes_in_time_order
 from snnkit.kernels import BLOCK, Backend, launch_grid
-from snnkit_eventprop.cuda import _OPTIONS, _check_bound, source, weight_groups
+from snnkit_eventprop.cuda import _OPTIONS, _check_bound, source
 from snnkit_eventprop.grid import schedule
 from snnkit_eventprop.regularise import count_regularised
 from snnkit_eventprop.simulate import LayerConfig
@@ -137,7 +137,7 @@ def adjoint(
         n_in = weight.shape[1]
         g = torch.where(torch.isfinite(times), grad.to(dtype), torch.zeros_like(times))
         size = N * (n_in + (0 if recurrent is None else N))
-        groups = weight_groups(backend, B, size, dtype, _GROUPS)
+        groups = backend.partial_sums(B, size, dtype, _GROUPS)
         d_w = torch.zeros(groups, n_in, N, dtype=dtype, device=device)
         d_r = None if recurrent is None else torch.zeros(groups, N, N, dtype=dtype, device=device)
         d_arr = torch.zeros(B, E, dtype=dtype, device=device) if want_arrivals else None
